@@ -1,0 +1,1 @@
+"""BinderAdmin project configuration (settings, URLs, WSGI/ASGI entry points)."""

@@ -1,0 +1,225 @@
+"""Django settings for BinderAdmin, read from the environment (every name is in .env.example)."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    """Return the variable as a string, or the default when unset or empty."""
+    return os.environ.get(name, "") or default
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Return the variable as a boolean; anything but true/false/1/0/yes/no is an error."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    """Return the variable as an integer, or the default when unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
+
+
+def env_secret(name: str, dev_default: str) -> str:
+    """Return a secret from NAME, or from the file named by NAME_FILE (Kubernetes secret mounts).
+
+    In production there is no default: a missing secret is collected and reported at start-up.
+    """
+    value = os.environ.get(name, "")
+    path = os.environ.get(f"{name}_FILE", "")
+    if not value and path:
+        try:
+            value = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={path} cannot be read: {exc}") from None
+    if value:
+        return value
+    if PRODUCTION:
+        MISSING_SECRETS.append(name)
+        return ""
+    return dev_default
+
+
+# Production mode refuses to start without its secrets; development has safe loopback defaults
+# that match the realm the local stack (devstack) imports.
+PRODUCTION = env_bool("BINDERADMIN_PRODUCTION", False)
+MISSING_SECRETS: list[str] = []
+
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY", "dev-only-insecure-secret-key-do-not-use-in-production")
+DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
+ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")]
+CSRF_TRUSTED_ORIGINS = [o for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)
+if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "mozilla_django_oidc",
+    "django_htmx",
+    "django_q",
+    "platforms",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "platforms.middleware.KeycloakSessionCheckMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "binderadmin.urls"
+WSGI_APPLICATION = "binderadmin.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "platforms.context_processors.console",
+            ],
+        },
+    },
+]
+
+# SQLite by default; PostgreSQL (or anything dj-database-url knows) through DATABASE_URL.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"), conn_max_age=60
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# --- Keycloak and OpenID Connect (mozilla-django-oidc) -----------------------------------------
+KEYCLOAK_URL = env_str("KEYCLOAK_URL", "http://127.0.0.1:18080").rstrip("/")
+KEYCLOAK_REALM = env_str("KEYCLOAK_REALM", "binderadmin")
+KEYCLOAK_ADMIN_CLIENT_ID = env_str("KEYCLOAK_ADMIN_CLIENT_ID", "binderadmin-admin")
+KEYCLOAK_ADMIN_CLIENT_SECRET = env_secret("KEYCLOAK_ADMIN_CLIENT_SECRET", "dev-admin-secret")
+KEYCLOAK_TIMEOUT_SECONDS = env_int("KEYCLOAK_TIMEOUT_SECONDS", 10)
+ADMIN_GROUP = env_str("BINDERADMIN_ADMIN_GROUP", "/admins")
+
+OIDC_OP_ISSUER = f"{KEYCLOAK_URL}/realms/{KEYCLOAK_REALM}"
+_oidc = f"{OIDC_OP_ISSUER}/protocol/openid-connect"
+OIDC_OP_AUTHORIZATION_ENDPOINT = f"{_oidc}/auth"
+OIDC_OP_TOKEN_ENDPOINT = f"{_oidc}/token"
+OIDC_OP_USER_ENDPOINT = f"{_oidc}/userinfo"
+OIDC_OP_JWKS_ENDPOINT = f"{_oidc}/certs"
+OIDC_OP_LOGOUT_ENDPOINT = f"{_oidc}/logout"
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID", "binderadmin-console")
+OIDC_RP_CLIENT_SECRET = env_secret("OIDC_RP_CLIENT_SECRET", "dev-console-secret")
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_RP_SCOPES = "openid email profile groups"
+OIDC_USE_PKCE = True
+OIDC_STORE_ID_TOKEN = True  # needed as id_token_hint for RP-initiated logout
+OIDC_TIMEOUT = KEYCLOAK_TIMEOUT_SECONDS
+OIDC_OP_LOGOUT_URL_METHOD = "platforms.auth.keycloak_logout_url"
+# How often a signed-in session is re-checked against Keycloak with its refresh token, so that a
+# disabled user or an ended Keycloak session loses console access within this many seconds.
+OIDC_RECHECK_SECONDS = env_int("OIDC_RECHECK_SECONDS", 120)
+
+AUTHENTICATION_BACKENDS = ["platforms.auth.KeycloakOIDCBackend"]
+LOGIN_URL = "oidc_authentication_init"
+LOGIN_REDIRECT_URL = "platform_list"
+LOGIN_REDIRECT_URL_FAILURE = "login_failed"
+LOGOUT_REDIRECT_URL = "logged_out"
+
+# --- Stored secrets ------------------------------------------------------------------------------
+# Fernet keys (comma-separated, newest first): new data is encrypted with the first, old data is
+# still read with the others, so a key can be rotated without losing what is stored.
+FIELD_ENCRYPTION_KEYS = [
+    k.strip()
+    for k in env_secret(
+        "FIELD_ENCRYPTION_KEYS", "ZGV2LW9ubHktaW5zZWN1cmUta2V5LTMyLWJ5dGVzISE="
+    ).split(",")
+    if k.strip()
+]
+
+# --- Helm -------------------------------------------------------------------------------------------
+HELM_EXECUTABLE = env_str("HELM_EXECUTABLE", "helm")
+HELM_TIMEOUT_SECONDS = env_int("HELM_TIMEOUT_SECONDS", 600)
+
+# --- Background work (django-q2): the ORM broker by default, Redis when REDIS_URL is set ----------
+REDIS_URL = env_str("REDIS_URL", "")
+Q_CLUSTER = {
+    "name": "binderadmin",
+    "workers": env_int("Q_WORKERS", 2),
+    "timeout": HELM_TIMEOUT_SECONDS + 60,
+    "retry": HELM_TIMEOUT_SECONDS + 120,
+    "max_attempts": 1,
+    "catch_up": False,
+    "sync": env_bool("Q_SYNC", False),
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["stdout"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+if MISSING_SECRETS:
+    raise ImproperlyConfigured(
+        "BINDERADMIN_PRODUCTION is on but these secrets are not set (as NAME or NAME_FILE): "
+        + ", ".join(MISSING_SECRETS)
+    )

@@ -1,0 +1,1 @@
+"""The real local stack (helm, etcd, kube-apiserver, Keycloak) for `make run` and the test suite."""

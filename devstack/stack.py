@@ -1,0 +1,209 @@
+"""Brings the local stack up and down: etcd, kube-apiserver and Keycloak on loopback, plus helm."""
+
+import base64
+import shutil
+import ssl
+import time
+from pathlib import Path
+
+import yaml
+
+from devstack import certs, config, procs, tools
+from devstack.procs import DevstackError
+
+PROCESSES = ("etcd", "kube-apiserver", "keycloak")
+
+
+def _check_port_free(name: str, port: int) -> None:
+    if procs.running_pid(name) is None and procs.port_in_use(port):
+        raise DevstackError(
+            f"port {port} on {config.HOST} is in use by another program, so {name} cannot start: "
+            "stop that program, or run `python -m devstack down` if it is an old devstack."
+        )
+
+
+def _kube_ssl() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(config.KUBE_DIR / "ca.crt"))
+
+
+def kube_ready() -> bool:
+    token = certs.admin_token(config.KUBE_DIR)
+    return procs.http_ok(f"{config.KUBE_URL}/readyz", _kube_ssl(), {"Authorization": f"Bearer {token}"})
+
+
+def keycloak_ready() -> bool:
+    return procs.http_ok(f"{config.KEYCLOAK_URL}/realms/{config.REALM}/.well-known/openid-configuration")
+
+
+def etcd_ready() -> bool:
+    return procs.http_ok(f"http://{config.HOST}:{config.PORTS.etcd_client}/health")
+
+
+def up_etcd() -> None:
+    if procs.running_pid("etcd"):
+        return
+    _check_port_free("etcd", config.PORTS.etcd_client)
+    _check_port_free("etcd", config.PORTS.etcd_peer)
+    binary = tools.etcd()
+    client = f"http://{config.HOST}:{config.PORTS.etcd_client}"
+    peer = f"http://{config.HOST}:{config.PORTS.etcd_peer}"
+    procs.start(
+        "etcd",
+        [
+            str(binary),
+            "--name=devstack",
+            f"--data-dir={config.RUN_DIR / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=devstack={peer}",
+            "--unsafe-no-fsync=true",  # a throwaway local store: speed over durability
+        ],
+    )
+    procs.wait_until("etcd", etcd_ready, 60, "healthy")
+
+
+def up_kube_apiserver() -> None:
+    certs.ensure_kube_credentials(config.KUBE_DIR)
+    if not procs.running_pid("kube-apiserver"):
+        _check_port_free("kube-apiserver", config.PORTS.kube_apiserver)
+        binary = tools.kube_apiserver()
+        d = config.KUBE_DIR
+        # The flags controller-runtime's envtest uses, with a static token for the admin.
+        procs.start(
+            "kube-apiserver",
+            [
+                str(binary),
+                f"--etcd-servers=http://{config.HOST}:{config.PORTS.etcd_client}",
+                f"--bind-address={config.HOST}",
+                f"--advertise-address={config.HOST}",
+                f"--secure-port={config.PORTS.kube_apiserver}",
+                f"--cert-dir={d}",
+                f"--tls-cert-file={d / 'serving.crt'}",
+                f"--tls-private-key-file={d / 'serving.key'}",
+                f"--client-ca-file={d / 'ca.crt'}",
+                f"--token-auth-file={d / 'tokens.csv'}",
+                f"--service-account-key-file={d / 'sa.pub'}",
+                f"--service-account-signing-key-file={d / 'sa.key'}",
+                f"--service-account-issuer={config.KUBE_URL}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--authorization-mode=RBAC",
+                "--allow-privileged=true",
+                "--disable-admission-plugins=ServiceAccount",
+            ],
+        )
+    procs.wait_until("kube-apiserver", kube_ready, 120, "ready")
+    write_kubeconfig()
+
+
+def write_kubeconfig() -> Path:
+    ca = base64.b64encode((config.KUBE_DIR / "ca.crt").read_bytes()).decode()
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "devstack", "cluster": {"server": config.KUBE_URL, "certificate-authority-data": ca}}],
+        "users": [{"name": "devstack-admin", "user": {"token": certs.admin_token(config.KUBE_DIR)}}],
+        "contexts": [{"name": "devstack", "context": {"cluster": "devstack", "user": "devstack-admin"}}],
+        "current-context": "devstack",
+    }
+    config.KUBECONFIG.write_text(yaml.safe_dump(kubeconfig))
+    config.KUBECONFIG.chmod(0o600)
+    return config.KUBECONFIG
+
+
+def up_keycloak(wait: bool = True) -> None:
+    """Start Keycloak unless it runs; with wait, return once it serves the realm."""
+    if procs.running_pid("keycloak"):
+        if wait:
+            procs.wait_until("keycloak", keycloak_ready, 240, "serving the realm")
+        return
+    _check_port_free("keycloak", config.PORTS.keycloak)
+    _check_port_free("keycloak", config.PORTS.keycloak_management)
+    java = tools.java_home()
+    home = tools.keycloak()
+    imports = home / "data" / "import"
+    imports.mkdir(parents=True, exist_ok=True)
+    for old in imports.glob("*.json"):
+        old.unlink()
+    shutil.copy(config.DEVSTACK_DIR / "realm.json", imports / f"{config.REALM}-realm.json")
+    procs.start(
+        "keycloak",
+        [
+            str(home / "bin" / "kc.sh"),
+            "start-dev",
+            "--import-realm",
+            "--db=dev-mem",  # the realm is imported afresh at every start; nothing to migrate
+            f"--hostname={config.KEYCLOAK_URL}",
+            f"--http-host={config.HOST}",
+            f"--http-port={config.PORTS.keycloak}",
+            f"--http-management-port={config.PORTS.keycloak_management}",
+        ],
+        env={
+            "JAVA_HOME": str(java),
+            "PATH": f"{java / 'bin'}:/usr/bin:/bin",
+            "KC_BOOTSTRAP_ADMIN_USERNAME": config.KEYCLOAK_ADMIN_USER,
+            "KC_BOOTSTRAP_ADMIN_PASSWORD": config.KEYCLOAK_ADMIN_PASSWORD,
+        },
+    )
+    if wait:
+        procs.wait_until("keycloak", keycloak_ready, 240, "serving the realm")
+
+
+def up() -> dict[str, str]:
+    """Start whatever is not running, wait until all is ready, and return the console's environment."""
+    started = time.monotonic()
+    config.RUN_DIR.mkdir(parents=True, exist_ok=True)
+    helm = tools.helm()
+    # Build first, so a build failure leaves nothing half-started.
+    tools.etcd()
+    tools.kube_apiserver()
+    tools.keycloak()
+    # Keycloak takes longest to start: launch it, bring up Kubernetes meanwhile, then wait for it.
+    up_keycloak(wait=False)
+    up_etcd()
+    up_kube_apiserver()
+    up_keycloak()
+    environment = console_env(helm)
+    write_env_file(environment)
+    print(f"devstack: up in {time.monotonic() - started:.1f}s", flush=True)
+    return environment
+
+
+def console_env(helm: Path | None = None) -> dict[str, str]:
+    return {
+        "KEYCLOAK_URL": config.KEYCLOAK_URL,
+        "KEYCLOAK_REALM": config.REALM,
+        "OIDC_RP_CLIENT_ID": config.CONSOLE_CLIENT_ID,
+        "OIDC_RP_CLIENT_SECRET": config.CONSOLE_CLIENT_SECRET,
+        "KEYCLOAK_ADMIN_CLIENT_ID": config.ADMIN_CLIENT_ID,
+        "KEYCLOAK_ADMIN_CLIENT_SECRET": config.ADMIN_CLIENT_SECRET,
+        "HELM_EXECUTABLE": str(helm or tools.helm()),
+        "DEVSTACK_KUBECONFIG": str(config.KUBECONFIG),
+    }
+
+
+def write_env_file(environment: dict[str, str]) -> None:
+    lines = [f"export {key}='{value}'" for key, value in environment.items()]
+    config.ENV_FILE.write_text("\n".join(lines) + "\n")
+
+
+def down() -> list[str]:
+    """Stop the processes this stack started (by pid file); return their names."""
+    return [name for name in reversed(PROCESSES) if procs.stop(name)]
+
+
+def status() -> dict[str, str]:
+    checks = {"etcd": etcd_ready, "kube-apiserver": kube_ready, "keycloak": keycloak_ready}
+    result = {}
+    for name in PROCESSES:
+        pid = procs.running_pid(name)
+        if pid is None:
+            result[name] = "stopped"
+        else:
+            try:
+                ready = checks[name]()
+            except OSError:
+                ready = False
+            result[name] = f"running (pid {pid}, {'ready' if ready else 'not ready'})"
+    return result

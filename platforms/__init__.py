@@ -1,0 +1,1 @@
+"""The BinderAdmin console: platforms, clusters, deploys and access."""

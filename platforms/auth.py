@@ -1,0 +1,91 @@
+"""OpenID Connect backend: Keycloak claims -> Django user, groups and the console-admin flag."""
+
+import logging
+import time
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.exceptions import SuspiciousOperation
+from django.db import transaction
+from django.http import HttpRequest
+from django.urls import reverse
+from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+
+logger = logging.getLogger(__name__)
+
+SESSION_REFRESH_TOKEN = "oidc_refresh_token"
+SESSION_CHECKED_AT = "oidc_checked_at"
+
+
+class KeycloakOIDCBackend(OIDCAuthenticationBackend):
+    """Signs users in through Keycloak and mirrors their Keycloak groups onto the Django user.
+
+    Users are matched by `preferred_username` (Keycloak's username, unique in a realm); the
+    `groups` claim carries full group paths such as `/admins` or `/platforms/demo`.
+    """
+
+    def verify_token(self, token: str, **kwargs) -> dict:
+        """Check the signature and nonce (upstream), then the issuer and audience (here)."""
+        payload = super().verify_token(token, **kwargs)
+        if payload.get("iss") != settings.OIDC_OP_ISSUER:
+            raise SuspiciousOperation(f"ID token issuer {payload.get('iss')!r} is not ours.")
+        audience = payload.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if settings.OIDC_RP_CLIENT_ID not in audiences:
+            raise SuspiciousOperation("ID token was not issued for this console.")
+        return payload
+
+    def get_token(self, payload: dict) -> dict:
+        token_info = super().get_token(payload)
+        # Upstream keeps only the access and ID tokens; the refresh token lets the session
+        # middleware re-check the Keycloak session later without a browser round trip.
+        self._refresh_token = token_info.get("refresh_token", "")
+        return token_info
+
+    def store_tokens(self, access_token: str, id_token: str) -> None:
+        super().store_tokens(access_token, id_token)
+        self.request.session[SESSION_REFRESH_TOKEN] = getattr(self, "_refresh_token", "")
+        self.request.session[SESSION_CHECKED_AT] = time.time()
+
+    def verify_claims(self, claims: dict) -> bool:
+        return bool(claims.get("preferred_username") and claims.get("sub"))
+
+    def filter_users_by_claims(self, claims: dict):
+        return User.objects.filter(username=claims["preferred_username"])
+
+    def create_user(self, claims: dict) -> User:
+        user = User.objects.create_user(username=claims["preferred_username"])
+        return self.update_user(user, claims)
+
+    def update_user(self, user: User, claims: dict) -> User:
+        apply_claims(user, claims)
+        return user
+
+
+@transaction.atomic
+def apply_claims(user: User, claims: dict) -> None:
+    """Copy names, email and group paths from Keycloak claims onto the user, and save it."""
+    groups = sorted({g for g in claims.get("groups") or [] if isinstance(g, str) and g})
+    user.email = claims.get("email", "") or ""
+    user.first_name = (claims.get("given_name", "") or "")[:150]
+    user.last_name = (claims.get("family_name", "") or "")[:150]
+    user.is_staff = settings.ADMIN_GROUP in groups
+    user.save()
+    user.groups.set([Group.objects.get_or_create(name=path[:150])[0] for path in groups])
+    logger.info("user=%s signed in groups=%s admin=%s", user.username, groups, user.is_staff)
+
+
+def keycloak_logout_url(request: HttpRequest) -> str:
+    """RP-initiated logout: end the Keycloak session too, then come back to the console.
+
+    See https://openid.net/specs/openid-connect-rpinitiated-1_0.html
+    """
+    params = {
+        "client_id": settings.OIDC_RP_CLIENT_ID,
+        "post_logout_redirect_uri": request.build_absolute_uri(reverse("logged_out")),
+    }
+    id_token = request.session.get("oidc_id_token")
+    if id_token:
+        params["id_token_hint"] = id_token
+    return f"{settings.OIDC_OP_LOGOUT_ENDPOINT}?{urlencode(params)}"

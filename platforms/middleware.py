@@ -1,0 +1,66 @@
+"""Re-checks signed-in sessions against Keycloak so a disabled user loses access within minutes."""
+
+import logging
+import time
+
+from django.conf import settings
+from django.contrib import auth
+from django.contrib.auth import BACKEND_SESSION_KEY
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django_htmx.http import HttpResponseClientRedirect
+
+from platforms.auth import SESSION_CHECKED_AT, SESSION_REFRESH_TOKEN, KeycloakOIDCBackend
+from platforms.services.errors import NotFound, Unavailable
+from platforms.services.oidc import get_session_checker
+
+logger = logging.getLogger(__name__)
+
+OIDC_BACKEND = f"{KeycloakOIDCBackend.__module__}.{KeycloakOIDCBackend.__qualname__}"
+
+
+class KeycloakSessionCheckMiddleware:
+    """Every OIDC_RECHECK_SECONDS, exchange the session's refresh token at Keycloak.
+
+    If Keycloak refuses (user disabled, session ended in Keycloak), the console session ends too.
+    If Keycloak cannot be reached, the session carries on and the check is tried again on the
+    next request: an outage of the identity provider should not throw everyone out.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if self._due(request):
+            ended = self._check(request)
+            if ended:
+                return ended
+        return self.get_response(request)
+
+    def _due(self, request: HttpRequest) -> bool:
+        if not request.user.is_authenticated:
+            return False
+        if request.session.get(BACKEND_SESSION_KEY) != OIDC_BACKEND:
+            return False  # sessions made by tests' force_login have no Keycloak session
+        checked_at = request.session.get(SESSION_CHECKED_AT, 0)
+        return time.time() - checked_at >= settings.OIDC_RECHECK_SECONDS
+
+    def _check(self, request: HttpRequest) -> HttpResponse | None:
+        username = request.user.get_username()
+        try:
+            tokens = get_session_checker().refresh(request.session.get(SESSION_REFRESH_TOKEN, ""))
+        except NotFound as exc:
+            logger.info("user=%s session ended by Keycloak: %s", username, exc)
+            auth.logout(request)
+            target = settings.LOGOUT_REDIRECT_URL
+            if request.headers.get("HX-Request"):
+                return HttpResponseClientRedirect(redirect(target).url)
+            return redirect(target)
+        except Unavailable as exc:
+            logger.warning("user=%s session not re-checked: %s", username, exc)
+            return None
+        request.session[SESSION_REFRESH_TOKEN] = tokens.refresh_token
+        request.session[SESSION_CHECKED_AT] = time.time()
+        if tokens.id_token:
+            request.session["oidc_id_token"] = tokens.id_token
+        return None
