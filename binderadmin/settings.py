@@ -120,9 +120,7 @@ TEMPLATES = [
 
 # SQLite by default; PostgreSQL (or anything dj-database-url knows) through DATABASE_URL.
 DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"), conn_max_age=60
-    )
+    "default": dj_database_url.parse(env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"), conn_max_age=60)
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -133,7 +131,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# collectstatic's target in production; in development WhiteNoise serves straight from the finders.
+STATIC_ROOT = env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")) if PRODUCTION else None
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -183,9 +182,7 @@ LOGOUT_REDIRECT_URL = "logged_out"
 # still read with the others, so a key can be rotated without losing what is stored.
 FIELD_ENCRYPTION_KEYS = [
     k.strip()
-    for k in env_secret(
-        "FIELD_ENCRYPTION_KEYS", "ZGV2LW9ubHktaW5zZWN1cmUta2V5LTMyLWJ5dGVzISE="
-    ).split(",")
+    for k in env_secret("FIELD_ENCRYPTION_KEYS", "ZGV2LW9ubHktaW5zZWN1cmUta2V5LTMyLWJ5dGVzISE=").split(",")
     if k.strip()
 ]
 

@@ -14,9 +14,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             stack.up()
-            print(f"devstack: Keycloak {config.KEYCLOAK_URL} (admin console: {config.KEYCLOAK_ADMIN_USER}/{config.KEYCLOAK_ADMIN_PASSWORD})")
+            admin = f"{config.KEYCLOAK_ADMIN_USER}/{config.KEYCLOAK_ADMIN_PASSWORD}"
+            print(f"devstack: Keycloak {config.KEYCLOAK_URL} (its admin console: {admin})")
             print(f"devstack: Kubernetes API {config.KUBE_URL}, kubeconfig {config.KUBECONFIG}")
             print(f"devstack: logs in {config.LOG_DIR}")
+            for username, password, role in config.DEMO_USERS:
+                print(f"devstack: demo login {username} / {password} ({role})")
         elif args.command == "down":
             stopped = stack.down()
             print("devstack: stopped " + (", ".join(stopped) if stopped else "nothing (nothing was running)"))

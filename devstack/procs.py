@@ -1,5 +1,6 @@
 """Starting, finding and stopping the local stack's processes by pid file, and waiting for them."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -76,10 +77,8 @@ def stop(name: str, timeout: float = 20) -> bool:
     if pid is None:
         pid_file(name).unlink(missing_ok=True)
         return False
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and running_pid(name) is not None:
         time.sleep(0.2)

@@ -68,7 +68,9 @@ def kube_apiserver() -> Path:
             "gitTreeState": "clean",
         }.items()
     )
-    _build_from_kube_module("k8s.io/kubernetes/cmd/kube-apiserver", target, ldflags, f"kube-apiserver {config.KUBERNETES_VERSION}")
+    _build_from_kube_module(
+        "k8s.io/kubernetes/cmd/kube-apiserver", target, ldflags, f"kube-apiserver {config.KUBERNETES_VERSION}"
+    )
     return target
 
 
@@ -98,10 +100,7 @@ def keycloak() -> Path:
     if (home / "bin" / "kc.sh").exists():
         return home
     version = config.KEYCLOAK_VERSION
-    url = (
-        f"{config.MAVEN_CENTRAL}/org/keycloak/keycloak-quarkus-dist/{version}/"
-        f"keycloak-quarkus-dist-{version}.tar.gz"
-    )
+    url = f"{config.MAVEN_CENTRAL}/org/keycloak/keycloak-quarkus-dist/{version}/keycloak-quarkus-dist-{version}.tar.gz"
     config.CACHE_DIR.mkdir(parents=True, exist_ok=True)
     print(f"devstack: downloading Keycloak {version} from Maven Central (first time only)...", flush=True)
     with tempfile.TemporaryDirectory(dir=config.CACHE_DIR) as tmp:
@@ -110,7 +109,9 @@ def keycloak() -> Path:
             with urllib.request.urlopen(url, timeout=60) as response, open(archive, "wb") as out:
                 shutil.copyfileobj(response, out)
         except (urllib.error.URLError, OSError) as exc:
-            raise DevstackError(f"downloading Keycloak from {url} failed ({exc}); check the network or DEVSTACK_MAVEN_URL.") from None
+            raise DevstackError(
+                f"downloading Keycloak from {url} failed ({exc}); check the network or DEVSTACK_MAVEN_URL."
+            ) from None
         with tarfile.open(archive) as tar:
             tar.extractall(tmp, filter="tar")
         Path(tmp, f"keycloak-{version}").rename(home)

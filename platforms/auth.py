@@ -4,6 +4,7 @@ import logging
 import time
 from urllib.parse import urlencode
 
+import jwt
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import SuspiciousOperation
@@ -27,7 +28,12 @@ class KeycloakOIDCBackend(OIDCAuthenticationBackend):
 
     def verify_token(self, token: str, **kwargs) -> dict:
         """Check the signature and nonce (upstream), then the issuer and audience (here)."""
-        payload = super().verify_token(token, **kwargs)
+        try:
+            payload = super().verify_token(token, **kwargs)
+        except jwt.InvalidTokenError as exc:
+            # Upstream turns only DecodeError into SuspiciousOperation; an expired or not-yet-valid
+            # token would otherwise escape as a 500.
+            raise SuspiciousOperation(f"ID token rejected: {exc}") from None
         if payload.get("iss") != settings.OIDC_OP_ISSUER:
             raise SuspiciousOperation(f"ID token issuer {payload.get('iss')!r} is not ours.")
         audience = payload.get("aud")

@@ -5,18 +5,15 @@ import time
 
 from django.conf import settings
 from django.contrib import auth
-from django.contrib.auth import BACKEND_SESSION_KEY
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django_htmx.http import HttpResponseClientRedirect
 
-from platforms.auth import SESSION_CHECKED_AT, SESSION_REFRESH_TOKEN, KeycloakOIDCBackend
+from platforms.auth import SESSION_CHECKED_AT, SESSION_REFRESH_TOKEN
 from platforms.services.errors import NotFound, Unavailable
 from platforms.services.oidc import get_session_checker
 
 logger = logging.getLogger(__name__)
-
-OIDC_BACKEND = f"{KeycloakOIDCBackend.__module__}.{KeycloakOIDCBackend.__qualname__}"
 
 
 class KeycloakSessionCheckMiddleware:
@@ -40,8 +37,10 @@ class KeycloakSessionCheckMiddleware:
     def _due(self, request: HttpRequest) -> bool:
         if not request.user.is_authenticated:
             return False
-        if request.session.get(BACKEND_SESSION_KEY) != OIDC_BACKEND:
-            return False  # sessions made by tests' force_login have no Keycloak session
+        if SESSION_REFRESH_TOKEN not in request.session:
+            # Every Keycloak sign-in stores this key (platforms.auth); only sessions made by
+            # Django's test client force_login lack it, and they have no Keycloak session to check.
+            return False
         checked_at = request.session.get(SESSION_CHECKED_AT, 0)
         return time.time() - checked_at >= settings.OIDC_RECHECK_SECONDS
 

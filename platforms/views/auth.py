@@ -26,7 +26,9 @@ class CallbackView(OIDCAuthenticationCallbackView):
         except requests.HTTPError as exc:
             # Keycloak refused the code: typically it was already used, or has expired.
             logger.warning("sign-in code refused by Keycloak: %s", exc)
-            return login_failed_page(request, "Keycloak refused the sign-in code; it may have been used already or expired.")
+            return login_failed_page(
+                request, "Keycloak refused the sign-in code; it may have been used already or expired."
+            )
         except requests.RequestException as exc:
             logger.error("sign-in failed, Keycloak unreachable: %s", exc)
             return login_failed_page(request, "Keycloak could not be reached. Try again in a minute.", status=503)

@@ -1,0 +1,34 @@
+# BinderAdmin: `make run` brings up the local stack and the console; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint down status clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m devstack up
+	$(PY) manage.py migrate --noinput
+	bash devstack/run-console.sh
+
+test: $(STAMP) lint
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+down: $(STAMP)
+	$(PY) -m devstack down
+
+status: $(STAMP)
+	$(PY) -m devstack status
+
+clean: down
+	rm -rf $(VENV) db.sqlite3

@@ -1,0 +1,77 @@
+"""Signed-in sessions are re-checked against Keycloak and end when Keycloak refuses them."""
+
+import time
+
+import pytest
+from django.urls import reverse
+
+from platforms import middleware
+from platforms.auth import SESSION_CHECKED_AT, SESSION_REFRESH_TOKEN
+from platforms.services.errors import NotFound, Unavailable
+from platforms.services.types import TokenSet
+
+
+class FakeChecker:
+    def __init__(self, outcome):
+        self.outcome = outcome
+        self.calls: list[str] = []
+
+    def refresh(self, refresh_token: str) -> TokenSet:
+        self.calls.append(refresh_token)
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+
+@pytest.fixture
+def oidc_session(member_client):
+    """Make the test client's session look like one made by the OIDC backend, due for a check."""
+    session = member_client.session
+    session[SESSION_REFRESH_TOKEN] = "refresh-1"
+    session[SESSION_CHECKED_AT] = time.time() - 3600
+    session.save()
+    return member_client
+
+
+def use_checker(monkeypatch, outcome) -> FakeChecker:
+    checker = FakeChecker(outcome)
+    monkeypatch.setattr(middleware, "get_session_checker", lambda: checker)
+    return checker
+
+
+def test_session_refused_by_keycloak_is_signed_out(oidc_session, monkeypatch):
+    checker = use_checker(monkeypatch, NotFound("User disabled"))
+    response = oidc_session.get(reverse("platform_list"))
+    assert checker.calls == ["refresh-1"]
+    assert response.status_code == 302
+    assert response["Location"] == reverse("logged_out")
+    assert oidc_session.get(reverse("platform_list")).status_code == 302
+
+
+def test_htmx_request_of_a_refused_session_gets_client_redirect(oidc_session, monkeypatch):
+    use_checker(monkeypatch, NotFound("Session not active"))
+    response = oidc_session.get(reverse("platform_list"), headers={"HX-Request": "true"})
+    assert response["HX-Redirect"] == reverse("logged_out")
+
+
+def test_session_accepted_by_keycloak_carries_on_with_new_token(oidc_session, monkeypatch):
+    use_checker(monkeypatch, TokenSet(access_token="a", refresh_token="refresh-2", id_token="id-2"))
+    assert oidc_session.get(reverse("platform_list")).status_code == 200
+    assert oidc_session.session[SESSION_REFRESH_TOKEN] == "refresh-2"
+    assert oidc_session.session["oidc_id_token"] == "id-2"
+
+
+def test_keycloak_outage_does_not_sign_everyone_out(oidc_session, monkeypatch):
+    checker = use_checker(monkeypatch, Unavailable("connection refused"))
+    assert oidc_session.get(reverse("platform_list")).status_code == 200
+    assert oidc_session.get(reverse("platform_list")).status_code == 200
+    assert len(checker.calls) == 2  # still due: tried again on the next request
+
+
+def test_recent_check_is_not_repeated(oidc_session, monkeypatch):
+    session = oidc_session.session
+    session[SESSION_CHECKED_AT] = time.time()
+    session.save()
+    checker = use_checker(monkeypatch, NotFound("should not be asked"))
+    assert oidc_session.get(reverse("platform_list")).status_code == 200
+    assert checker.calls == []
