@@ -118,12 +118,11 @@ def keycloak() -> Path:
     return home
 
 
-def java_home() -> Path:
-    """A JDK that Keycloak supports: JAVA_HOME if it is new enough, else the newest in /usr/lib/jvm."""
+def java_home(jvm_root: Path = Path("/usr/lib/jvm")) -> Path:
+    """A JDK that Keycloak supports: JAVA_HOME if it is new enough, else the newest in jvm_root."""
     candidates: list[Path] = []
     if os.environ.get("JAVA_HOME"):
         candidates.append(Path(os.environ["JAVA_HOME"]))
-    jvm_root = Path("/usr/lib/jvm")
     if jvm_root.is_dir():
         candidates += sorted(jvm_root.iterdir(), key=_java_major, reverse=True)
     for home in candidates:
