@@ -186,9 +186,24 @@ FIELD_ENCRYPTION_KEYS = [
     if k.strip()
 ]
 
+# --- Launch form limits (admin-configurable upper bounds of the options) ---------------------------
+LAUNCH_MAX_CPUS = env_int("LAUNCH_MAX_CPUS", 64)
+LAUNCH_MAX_RAM_GB = env_int("LAUNCH_MAX_RAM_GB", 512)
+LAUNCH_MAX_STORAGE_GB = env_int("LAUNCH_MAX_STORAGE_GB", 2000)
+LAUNCH_MAX_SERVERS_PER_USER = env_int("LAUNCH_MAX_SERVERS_PER_USER", 100)
+# How long a cluster check may wait for the API server, in seconds.
+CLUSTER_CHECK_TIMEOUT_SECONDS = env_int("CLUSTER_CHECK_TIMEOUT_SECONDS", 5)
+
 # --- Helm -------------------------------------------------------------------------------------------
 HELM_EXECUTABLE = env_str("HELM_EXECUTABLE", "helm")
 HELM_TIMEOUT_SECONDS = env_int("HELM_TIMEOUT_SECONDS", 600)
+
+# --- App versions: the application chart's versions, read from its Helm chart repository ----------
+APP_CHART_REPO_URL = env_str("APP_CHART_REPO_URL", "http://127.0.0.1:18081").rstrip("/")
+APP_CHART_NAME = env_str("APP_CHART_NAME", "binderhub-platform")
+APP_VERSIONS_INCLUDE_PRERELEASES = env_bool("APP_VERSIONS_INCLUDE_PRERELEASES", False)
+# The repository's index is read at most this often; a refresh in the UI reads it at once.
+APP_VERSIONS_CACHE_SECONDS = env_int("APP_VERSIONS_CACHE_SECONDS", 300)
 
 # --- Background work (django-q2): the ORM broker by default, Redis when REDIS_URL is set ----------
 REDIS_URL = env_str("REDIS_URL", "")

@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
             admin = f"{config.KEYCLOAK_ADMIN_USER}/{config.KEYCLOAK_ADMIN_PASSWORD}"
             print(f"devstack: Keycloak {config.KEYCLOAK_URL} (its admin console: {admin})")
             print(f"devstack: Kubernetes API {config.KUBE_URL}, kubeconfig {config.KUBECONFIG}")
+            versions = ", ".join(config.APP_CHART_VERSIONS)
+            print(f"devstack: chart repository {config.CHART_REPO_URL} ({config.APP_CHART_NAME} {versions})")
             print(f"devstack: logs in {config.LOG_DIR}")
             for username, password, role in config.DEMO_USERS:
                 print(f"devstack: demo login {username} / {password} ({role})")

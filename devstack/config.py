@@ -36,6 +36,7 @@ class Ports:
     kube_apiserver: int = _port("DEVSTACK_KUBE_PORT", 16443)
     keycloak: int = _port("DEVSTACK_KEYCLOAK_PORT", 18080)
     keycloak_management: int = _port("DEVSTACK_KEYCLOAK_MANAGEMENT_PORT", 18090)
+    chart_repo: int = _port("DEVSTACK_CHART_REPO_PORT", 18081)
 
 
 PORTS = Ports()
@@ -54,3 +55,12 @@ ENV_FILE = RUN_DIR / "env"
 
 KEYCLOAK_URL = f"http://{HOST}:{PORTS.keycloak}"
 KUBE_URL = f"https://{HOST}:{PORTS.kube_apiserver}"
+CHART_REPO_URL = f"http://{HOST}:{PORTS.chart_repo}"
+
+# The application chart and the versions the local chart repository publishes of it: two releases,
+# so that install and upgrade can both be exercised, and one pre-release, which the console hides
+# unless asked to show pre-releases.
+APP_CHART_NAME = "binderhub-platform"
+APP_CHART_DIR = REPO_DIR / "charts" / APP_CHART_NAME
+APP_CHART_VERSIONS = ("0.1.0", "0.2.0", "0.3.0-rc.1")
+CHART_REPO_DIR = RUN_DIR / "charts"

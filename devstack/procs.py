@@ -50,6 +50,15 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex((HOST, port)) == 0
 
 
+def check_port_free(name: str, port: int) -> None:
+    """Fail with one clear line when another program holds the port that `name` needs."""
+    if running_pid(name) is None and port_in_use(port):
+        raise DevstackError(
+            f"port {port} on {HOST} is in use by another program, so {name} cannot start: "
+            "stop that program, or run `python -m devstack down` if it is an old devstack."
+        )
+
+
 def start(name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
     """Start `argv` in the background with its output in logs/<name>.log; return its pid."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -68,7 +77,21 @@ def start(name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Pa
             start_new_session=True,  # survives the shell that ran `devstack up`
         )
     pid_file(name).write_text(str(process.pid))
+    _wait_for_environ(process)
     return process.pid
+
+
+def _wait_for_environ(process: subprocess.Popen, timeout: float = 2) -> None:
+    # Popen returns as soon as exec begins, but the kernel fills /proc/<pid>/environ only once the
+    # new program is loaded; until then running_pid() would not recognise the process as ours.
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{process.pid}/environ").read_bytes():
+                return
+        except OSError:
+            return
+        time.sleep(0.01)
 
 
 def stop(name: str, timeout: float = 20) -> bool:

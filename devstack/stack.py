@@ -1,4 +1,4 @@
-"""Brings the local stack up and down: etcd, kube-apiserver and Keycloak on loopback, plus helm."""
+"""Brings the local stack up and down: etcd, kube-apiserver, Keycloak and a chart repository on loopback."""
 
 import base64
 import shutil
@@ -8,18 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from devstack import certs, config, procs, tools
-from devstack.procs import DevstackError
+from devstack import certs, chart_repo, config, procs, tools
 
-PROCESSES = ("etcd", "kube-apiserver", "keycloak")
-
-
-def _check_port_free(name: str, port: int) -> None:
-    if procs.running_pid(name) is None and procs.port_in_use(port):
-        raise DevstackError(
-            f"port {port} on {config.HOST} is in use by another program, so {name} cannot start: "
-            "stop that program, or run `python -m devstack down` if it is an old devstack."
-        )
+PROCESSES = ("etcd", "kube-apiserver", "keycloak", chart_repo.NAME)
 
 
 def _kube_ssl() -> ssl.SSLContext:
@@ -42,8 +33,8 @@ def etcd_ready() -> bool:
 def up_etcd() -> None:
     if procs.running_pid("etcd"):
         return
-    _check_port_free("etcd", config.PORTS.etcd_client)
-    _check_port_free("etcd", config.PORTS.etcd_peer)
+    procs.check_port_free("etcd", config.PORTS.etcd_client)
+    procs.check_port_free("etcd", config.PORTS.etcd_peer)
     binary = tools.etcd()
     client = f"http://{config.HOST}:{config.PORTS.etcd_client}"
     peer = f"http://{config.HOST}:{config.PORTS.etcd_peer}"
@@ -67,7 +58,7 @@ def up_etcd() -> None:
 def up_kube_apiserver() -> None:
     certs.ensure_kube_credentials(config.KUBE_DIR)
     if not procs.running_pid("kube-apiserver"):
-        _check_port_free("kube-apiserver", config.PORTS.kube_apiserver)
+        procs.check_port_free("kube-apiserver", config.PORTS.kube_apiserver)
         binary = tools.kube_apiserver()
         d = config.KUBE_DIR
         # The flags controller-runtime's envtest uses, with a static token for the admin.
@@ -118,8 +109,8 @@ def up_keycloak(wait: bool = True) -> None:
         if wait:
             procs.wait_until("keycloak", keycloak_ready, 240, "serving the realm")
         return
-    _check_port_free("keycloak", config.PORTS.keycloak)
-    _check_port_free("keycloak", config.PORTS.keycloak_management)
+    procs.check_port_free("keycloak", config.PORTS.keycloak)
+    procs.check_port_free("keycloak", config.PORTS.keycloak_management)
     java = tools.java_home()
     home = tools.keycloak()
     imports = home / "data" / "import"
@@ -159,8 +150,10 @@ def up() -> dict[str, str]:
     tools.etcd()
     tools.kube_apiserver()
     tools.keycloak()
-    # Keycloak takes longest to start: launch it, bring up Kubernetes meanwhile, then wait for it.
+    chart_repo.build(helm)  # a few seconds; only when the chart or its published versions changed
+    # Keycloak takes longest to start: launch it, bring up the rest meanwhile, then wait for it.
     up_keycloak(wait=False)
+    chart_repo.up()
     up_etcd()
     up_kube_apiserver()
     up_keycloak()
@@ -180,6 +173,7 @@ def console_env(helm: Path | None = None) -> dict[str, str]:
         "KEYCLOAK_ADMIN_CLIENT_SECRET": config.ADMIN_CLIENT_SECRET,
         "HELM_EXECUTABLE": str(helm or tools.helm()),
         "DEVSTACK_KUBECONFIG": str(config.KUBECONFIG),
+        "APP_CHART_REPO_URL": config.CHART_REPO_URL,
     }
 
 
@@ -194,7 +188,12 @@ def down() -> list[str]:
 
 
 def status() -> dict[str, str]:
-    checks = {"etcd": etcd_ready, "kube-apiserver": kube_ready, "keycloak": keycloak_ready}
+    checks = {
+        "etcd": etcd_ready,
+        "kube-apiserver": kube_ready,
+        "keycloak": keycloak_ready,
+        chart_repo.NAME: chart_repo.ready,
+    }
     result = {}
     for name in PROCESSES:
         pid = procs.running_pid(name)

@@ -86,7 +86,7 @@ def etcd() -> Path:
 def _build_from_kube_module(package: str, target: Path, ldflags: str, what: str) -> None:
     go = go_executable()
     config.BIN_DIR.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
+    partial = target.with_name(target.name + ".partial")
     argv = [go, "build", "-o", str(partial)]
     if ldflags:
         argv += ["-ldflags", ldflags]

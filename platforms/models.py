@@ -1,1 +1,254 @@
-"""Database models of the console (clusters, platforms and operations arrive with the launch form)."""
+"""Database models of the console: clusters, BinderHub platforms, their operations and audit events."""
+
+import json
+import logging
+
+from django.conf import settings
+from django.core.validators import MaxLengthValidator, RegexValidator
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q
+from django.urls import reverse
+
+from platforms import crypto
+from platforms.services.types import ClusterAccess
+
+logger = logging.getLogger(__name__)
+
+# A DNS-1035 label: it names a Helm release, a namespace and Keycloak groups (at most 40 characters,
+# leaving room for the suffixes the charts add to object names).
+PLATFORM_NAME_MAX_LENGTH = 40
+dns1035_label = RegexValidator(
+    r"^[a-z]([-a-z0-9]*[a-z0-9])?\Z",
+    "Use lowercase letters, digits and '-', starting with a letter and ending with a letter or digit.",
+)
+
+
+class Cluster(models.Model):
+    """An existing Kubernetes cluster that an admin registered, reached through a stored kubeconfig."""
+
+    class Exposure(models.TextChoices):
+        ZENITH = "zenith", "Zenith"
+        INGRESS = "ingress", "Ingress"
+
+    name = models.CharField(max_length=63, unique=True, validators=[dns1035_label])
+    kubeconfig_encrypted = models.TextField(editable=False)
+    context = models.CharField(max_length=253, blank=True)
+    exposure = models.CharField(max_length=16, choices=Exposure.choices, default=Exposure.ZENITH)
+    ingress_base_domain = models.CharField(max_length=253, blank=True)
+    ingress_class = models.CharField(max_length=253, blank=True)
+    ingress_tls = models.BooleanField(default=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    server_version = models.CharField(max_length=64, blank=True)
+    check_error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def kubeconfig(self) -> str:
+        return crypto.decrypt(self.kubeconfig_encrypted)
+
+    @kubeconfig.setter
+    def kubeconfig(self, value: str) -> None:
+        self.kubeconfig_encrypted = crypto.encrypt(value)
+
+    def access(self) -> ClusterAccess:
+        """What the Kubernetes and Helm services need to reach this cluster."""
+        return ClusterAccess(kubeconfig=self.kubeconfig, context=self.context)
+
+    def get_absolute_url(self) -> str:
+        return reverse("cluster_detail", args=[self.name])
+
+
+class PlatformQuerySet(models.QuerySet):
+    def for_list(self) -> "PlatformQuerySet":
+        """Everything the list page shows, in a fixed number of queries whatever the count."""
+        return self.select_related("cluster", "created_by").prefetch_related("service_links").order_by("name")
+
+    def visible_to(self, user) -> "PlatformQuerySet":
+        """Admins and platform-users see all; others the platforms whose groups they are in."""
+        from platforms.access import visible_platform_filter
+
+        return self.filter(visible_platform_filter(user))
+
+
+class Platform(models.Model):
+    """A BinderHub platform: one Helm release of the application chart on one cluster."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        INSTALLING = "installing", "Installing"
+        DEPLOYED = "deployed", "Deployed"
+        UPGRADING = "upgrading", "Upgrading"
+        UNINSTALLING = "uninstalling", "Uninstalling"
+        FAILED = "failed", "Failed"
+
+    BUSY_STATUSES = (Status.PENDING, Status.INSTALLING, Status.UPGRADING, Status.UNINSTALLING)
+
+    name = models.CharField(
+        max_length=PLATFORM_NAME_MAX_LENGTH,
+        unique=True,
+        validators=[dns1035_label, MaxLengthValidator(PLATFORM_NAME_MAX_LENGTH)],
+    )
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="platforms")
+    app_version = models.CharField(max_length=64)
+    servers_per_user = models.PositiveIntegerField(default=3)
+    notebook_cpus = models.DecimalField(max_digits=6, decimal_places=2, default=1)
+    notebook_ram_gb = models.PositiveIntegerField(default=2)
+    notebook_storage_gb = models.PositiveIntegerField(default=10)
+    registry_storage_gb = models.PositiveIntegerField(default=10)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    status_message = models.TextField(blank=True)
+    secrets_encrypted = models.TextField(blank=True, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PlatformQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("platform_detail", args=[self.name])
+
+    @property
+    def is_busy(self) -> bool:
+        return self.status in self.BUSY_STATUSES
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        """Generated secrets (registry password, OIDC client secret), decrypted."""
+        return json.loads(crypto.decrypt(self.secrets_encrypted) or "{}")
+
+    @secrets.setter
+    def secrets(self, value: dict[str, str]) -> None:
+        self.secrets_encrypted = crypto.encrypt(json.dumps(value, sort_keys=True))
+
+
+class PlatformBusy(Exception):
+    """The platform already has an operation queued or running."""
+
+
+class OperationManager(models.Manager):
+    # The status a platform shows while an operation of each kind waits or runs.
+    STATUS_FOR_KIND = {
+        "install": Platform.Status.PENDING,
+        "upgrade": Platform.Status.UPGRADING,
+        "uninstall": Platform.Status.UNINSTALLING,
+    }
+
+    def request(self, platform: Platform, kind: str, actor) -> "Operation":
+        """Record a queued operation and move the platform to its waiting status, atomically.
+
+        Raises PlatformBusy if another operation is queued or running: one change at a time.
+        """
+        try:
+            with transaction.atomic():
+                locked = Platform.objects.select_for_update().get(pk=platform.pk)
+                if self.filter(platform=locked, state__in=Operation.ACTIVE_STATES).exists():
+                    raise PlatformBusy(f"{locked.name} is busy with another operation; wait for it to finish.")
+                operation = self.create(platform=locked, kind=kind, actor=actor)
+                locked.status = self.STATUS_FOR_KIND[kind]
+                locked.status_message = ""
+                locked.save(update_fields=["status", "status_message", "updated_at"])
+        except IntegrityError:
+            # The partial unique constraint caught a race that the lock could not (SQLite).
+            raise PlatformBusy(f"{platform.name} is busy with another operation; wait for it to finish.") from None
+        platform.refresh_from_db(fields=["status", "status_message"])
+        return operation
+
+
+class Operation(models.Model):
+    """One request to change a platform through Helm, and what happened to it."""
+
+    class Kind(models.TextChoices):
+        INSTALL = "install", "Install"
+        UPGRADE = "upgrade", "Upgrade"
+        UNINSTALL = "uninstall", "Uninstall"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    ACTIVE_STATES = (State.QUEUED, State.RUNNING)
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="operations")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    helm_revision = models.PositiveIntegerField(null=True, blank=True)
+    output = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    objects = OperationManager()
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            # One change at a time per platform, enforced by the database, not only by the views.
+            models.UniqueConstraint(
+                fields=["platform"],
+                condition=Q(state__in=["queued", "running"]),
+                name="one_active_operation_per_platform",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.platform_id} ({self.state})"
+
+
+class ServiceLink(models.Model):
+    """A service of a platform (BinderHub, JupyterHub) as exposed by Zenith or an Ingress."""
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="service_links")
+    name = models.CharField(max_length=32)
+    label = models.CharField(max_length=100)
+    icon = models.URLField(max_length=500, blank=True)
+    url = models.URLField(max_length=500, blank=True)
+    ready = models.BooleanField(default=False)
+    seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["platform", "name"], name="one_link_per_platform_service")]
+
+    def __str__(self) -> str:
+        return f"{self.platform_id}/{self.name}"
+
+
+class AuditEvent(models.Model):
+    """Who did what to which platform, cluster or group, and when."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=64)
+    target = models.CharField(max_length=255)
+    detail = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"
+
+    @classmethod
+    def record(cls, actor, action: str, target: str, detail: str = "") -> "AuditEvent":
+        """Store the event and log it, naming the user and the target."""
+        logger.info("user=%s action=%s target=%s %s", getattr(actor, "username", "-"), action, target, detail)
+        return cls.objects.create(actor=actor, action=action, target=target, detail=detail)

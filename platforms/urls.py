@@ -4,10 +4,21 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from mozilla_django_oidc.views import OIDCAuthenticationRequestView, OIDCLogoutView
 
-from platforms.views import auth, platforms
+from platforms.views import auth, clusters, platforms
 
 urlpatterns = [
     path("", platforms.platform_list, name="platform_list"),
+    path("launch/", platforms.platform_create, name="platform_create"),
+    path("platforms/<slug:name>/", platforms.platform_detail, name="platform_detail"),
+    path("platforms/<slug:name>/edit/", platforms.platform_edit, name="platform_edit"),
+    path("platforms/<slug:name>/delete/", platforms.platform_delete, name="platform_delete"),
+    path("app-versions/refresh/", platforms.app_versions_refresh, name="app_versions_refresh"),
+    path("clusters/", clusters.cluster_list, name="cluster_list"),
+    path("clusters/register/", clusters.cluster_create, name="cluster_create"),
+    path("clusters/<slug:name>/", clusters.cluster_detail, name="cluster_detail"),
+    path("clusters/<slug:name>/edit/", clusters.cluster_edit, name="cluster_edit"),
+    path("clusters/<slug:name>/check/", clusters.cluster_check, name="cluster_check"),
+    path("clusters/<slug:name>/delete/", clusters.cluster_delete, name="cluster_delete"),
     path(
         "oidc/authenticate/",
         login_not_required(OIDCAuthenticationRequestView.as_view()),

@@ -38,3 +38,68 @@ def member_client(member_user) -> Client:
     client = Client()
     client.force_login(member_user)
     return client
+
+
+@pytest.fixture
+def fake_kube(monkeypatch):
+    """Replace the Kubernetes service with an in-memory fake that reports v1.34.4."""
+    from platforms.services import kube
+    from platforms.services.fakes import FakeKube
+
+    fake = FakeKube()
+    monkeypatch.setattr(kube, "get_kube", lambda: fake)
+    return fake
+
+
+@pytest.fixture
+def stub_app_versions(monkeypatch):
+    """Offer a fixed list of app versions instead of reading the chart repository."""
+    from platforms.services import charts
+
+    versions = ["0.2.0", "0.1.0"]
+    monkeypatch.setattr(charts, "app_versions", lambda refresh=False: list(versions))
+    return versions
+
+
+KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters:
+- name: c1
+  cluster: {server: "https://127.0.0.1:16443", insecure-skip-tls-verify: true}
+users:
+- name: u1
+  user: {token: secret-token}
+contexts:
+- name: ctx-a
+  context: {cluster: c1, user: u1}
+- name: ctx-b
+  context: {cluster: c1, user: u1}
+current-context: ctx-a
+"""
+
+
+@pytest.fixture
+def cluster(db, admin_user):
+    from platforms.models import Cluster
+
+    cluster = Cluster(name="prod", created_by=admin_user, server_version="v1.34.4")
+    cluster.kubeconfig = KUBECONFIG
+    cluster.save()
+    return cluster
+
+
+@pytest.fixture
+def platform(cluster, admin_user):
+    from platforms.models import Platform
+
+    return Platform.objects.create(
+        name="demo", cluster=cluster, app_version="0.1.0", created_by=admin_user, updated_by=admin_user
+    )
+
+
+@pytest.fixture
+def outsider_client(outsider_user) -> Client:
+    client = Client()
+    client.force_login(outsider_user)
+    return client

@@ -5,12 +5,13 @@ from functools import cache
 
 import urllib3
 import yaml
+from django.conf import settings
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from platforms.services.errors import BadInput, Unavailable
-from platforms.services.types import ClusterAccess, ServerVersion
+from platforms.services.types import ClusterAccess, KubeconfigContexts, ServerVersion
 
 logger = logging.getLogger(__name__)
 
@@ -23,12 +24,7 @@ class KubeService:
 
     def api_client(self, access: ClusterAccess) -> client.ApiClient:
         """A kubernetes ApiClient for the cluster; raises BadInput for an unusable kubeconfig."""
-        try:
-            document = yaml.safe_load(access.kubeconfig)
-        except yaml.YAMLError as exc:
-            raise BadInput(f"The kubeconfig is not valid YAML: {exc}") from None
-        if not isinstance(document, dict):
-            raise BadInput("The kubeconfig is not a YAML mapping.")
+        document = _parse(access.kubeconfig)
         try:
             return config.new_client_from_config_dict(document, context=access.context or None)
         except (ConfigException, KeyError, TypeError, ValueError) as exc:
@@ -54,6 +50,30 @@ class KubeService:
         )
 
 
+def kubeconfig_contexts(kubeconfig: str) -> KubeconfigContexts:
+    """The context names in a kubeconfig and its current context; raises BadInput if it has none."""
+    document = _parse(kubeconfig)
+    names = [
+        entry["name"]
+        for entry in document.get("contexts") or []
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str)
+    ]
+    if not names:
+        raise BadInput("The kubeconfig has no contexts.")
+    current = document.get("current-context")
+    return KubeconfigContexts(names=names, current=current if current in names else "")
+
+
+def _parse(kubeconfig: str) -> dict:
+    try:
+        document = yaml.safe_load(kubeconfig)
+    except yaml.YAMLError as exc:
+        raise BadInput(f"The kubeconfig is not valid YAML: {_short(exc)}") from None
+    if not isinstance(document, dict):
+        raise BadInput("The kubeconfig is not a YAML mapping.")
+    return document
+
+
 def _short(exc: Exception) -> str:
     text = str(exc)
     return text if len(text) <= 200 else text[:200] + "…"
@@ -62,4 +82,4 @@ def _short(exc: Exception) -> str:
 @cache
 def get_kube() -> KubeService:
     """The configured Kubernetes service."""
-    return KubeService()
+    return KubeService(request_timeout=settings.CLUSTER_CHECK_TIMEOUT_SECONDS)

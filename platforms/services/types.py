@@ -23,6 +23,14 @@ class ServerVersion:
 
 
 @dataclass(frozen=True)
+class KubeconfigContexts:
+    """The contexts a kubeconfig offers, and which one it marks current (or "")."""
+
+    names: list[str]
+    current: str
+
+
+@dataclass(frozen=True)
 class ClusterAccess:
     """How to reach one Kubernetes cluster: a kubeconfig document and the context to use."""
 

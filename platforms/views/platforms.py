@@ -1,14 +1,137 @@
-"""Platform pages: the list of BinderHub platforms a user may see."""
+"""Platform pages: list, launch, detail, edit (upgrade) and delete of BinderHub platforms."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from platforms.access import is_console_admin, require_console_admin
+from platforms.forms import EditPlatformForm, LaunchForm
+from platforms.models import AuditEvent, Cluster, Operation, Platform, PlatformBusy
+from platforms.services import charts
+from platforms.services.errors import ServiceError
+
+
+def visible_platform_or_404(request: HttpRequest, name: str) -> Platform:
+    """The platform, if the user may see it; outsiders get the same 404 as for a missing one."""
+    return get_object_or_404(Platform.objects.visible_to(request.user).select_related("cluster"), name=name)
+
+
+def available_app_versions(refresh: bool = False) -> tuple[list[str], str]:
+    """The App version choices, and a message for the form if the repository cannot be read."""
+    try:
+        return charts.app_versions(refresh=refresh), ""
+    except ServiceError as exc:
+        return [], f"The list of app versions could not be read: {exc}"
 
 
 @login_required
 @require_GET
 def platform_list(request: HttpRequest) -> HttpResponse:
-    """The platforms the user may see (none exist until the launch form arrives)."""
-    ctx = {"platforms": []}
-    return render(request, "platforms/platform_list.html", ctx)
+    """The platforms the user may see, with their status and service links."""
+    platforms = Platform.objects.visible_to(request.user).for_list()
+    return render(request, "platforms/platform_list.html", {"platforms": platforms})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def platform_create(request: HttpRequest) -> HttpResponse:
+    """The launch form; a valid launch records the platform and its install operation."""
+    require_console_admin(request.user, "launch platforms")
+    versions, versions_error = available_app_versions()
+    form = LaunchForm(request.POST or None, app_versions=versions)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                platform = form.save(commit=False)
+                platform.created_by = platform.updated_by = request.user
+                platform.save()
+                Operation.objects.request(platform, Operation.Kind.INSTALL, request.user)
+        except IntegrityError:
+            form.add_error("name", "A platform with this name already exists.")
+        else:
+            AuditEvent.record(request.user, "platform.launch", platform.name, f"version {platform.app_version}")
+            messages.success(request, f"Launch of {platform.name} requested.")
+            return redirect(platform)
+    ctx = {"form": form, "versions_error": versions_error, "has_clusters": Cluster.objects.exists()}
+    return render(request, "platforms/platform_form.html", ctx)
+
+
+@login_required
+@require_GET
+def platform_detail(request: HttpRequest, name: str) -> HttpResponse:
+    platform = visible_platform_or_404(request, name)
+    ctx = {
+        "platform": platform,
+        "operations": platform.operations.select_related("actor")[:20],
+        "links": platform.service_links.all(),
+        "can_manage": is_console_admin(request.user),
+    }
+    return render(request, "platforms/platform_detail.html", ctx)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def platform_edit(request: HttpRequest, name: str) -> HttpResponse:
+    """Change the app version and options: an upgrade of the release."""
+    require_console_admin(request.user, "change platforms")
+    platform = visible_platform_or_404(request, name)
+    versions, versions_error = available_app_versions()
+    form = EditPlatformForm(request.POST or None, instance=platform, app_versions=versions)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                platform = form.save(commit=False)
+                platform.updated_by = request.user
+                platform.save()
+                Operation.objects.request(platform, Operation.Kind.UPGRADE, request.user)
+        except PlatformBusy as exc:
+            form.add_error(None, str(exc))
+        else:
+            AuditEvent.record(request.user, "platform.change", platform.name, f"version {platform.app_version}")
+            messages.success(request, f"Upgrade of {platform.name} requested.")
+            return redirect(platform)
+    ctx = {"form": form, "platform": platform, "versions_error": versions_error}
+    return render(request, "platforms/platform_form.html", ctx)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def platform_delete(request: HttpRequest, name: str) -> HttpResponse:
+    """Delete after the admin types the platform's name: an uninstall of the release."""
+    require_console_admin(request.user, "delete platforms")
+    platform = visible_platform_or_404(request, name)
+    error = ""
+    if request.method == "POST":
+        if request.POST.get("confirm_name", "").strip() != platform.name:
+            error = f"Type {platform.name} exactly to confirm."
+        else:
+            try:
+                Operation.objects.request(platform, Operation.Kind.UNINSTALL, request.user)
+            except PlatformBusy as exc:
+                error = str(exc)
+            else:
+                AuditEvent.record(request.user, "platform.delete", platform.name)
+                messages.success(request, f"Deletion of {platform.name} requested.")
+                return redirect(platform)
+    status = 400 if error else 200
+    return render(request, "platforms/platform_delete.html", {"platform": platform, "error": error}, status=status)
+
+
+@login_required
+@require_POST
+def app_versions_refresh(request: HttpRequest) -> HttpResponse:
+    """Re-read the chart repository now instead of waiting for the cache to expire."""
+    require_console_admin(request.user, "refresh app versions")
+    _, error = available_app_versions(refresh=True)
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, "App versions refreshed from the chart repository.")
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = "platform_create"
+    return redirect(target)

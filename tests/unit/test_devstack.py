@@ -53,7 +53,7 @@ def test_port_held_by_another_program_is_one_clear_line(monkeypatch):
         port = other.getsockname()[1]
         monkeypatch.setattr(procs, "running_pid", lambda name: None)
         with pytest.raises(DevstackError, match=f"port {port} .* is in use by another program"):
-            stack._check_port_free("keycloak", port)
+            procs.check_port_free("keycloak", port)
 
 
 def test_stopping_what_is_not_running_is_harmless(monkeypatch, tmp_path):

@@ -1,0 +1,96 @@
+"""Packages the application chart at each published version and serves it as a Helm chart repository."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from devstack import config, procs
+from devstack.procs import DevstackError
+
+NAME = "chart-repo"
+
+
+def index_url() -> str:
+    return f"{config.CHART_REPO_URL}/index.yaml"
+
+
+def ready() -> bool:
+    return procs.http_ok(index_url())
+
+
+def _newest_source(chart_dir: Path) -> float:
+    # Folders count too: deleting a template changes its folder's mtime but leaves no file behind.
+    return max(path.stat().st_mtime for path in [chart_dir, *chart_dir.rglob("*")])
+
+
+def is_fresh(folder: Path, chart_dir: Path, versions: tuple[str, ...], url: str) -> bool:
+    """True when folder's index lists exactly `versions` at `url` and is newer than the chart sources."""
+    index = folder / "index.yaml"
+    try:
+        built = index.stat().st_mtime
+        document = yaml.safe_load(index.read_text())
+        entries = document["entries"][chart_dir.name]
+        published = sorted(entry["version"] for entry in entries)
+        urls = [u for entry in entries for u in entry.get("urls", [])]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return False
+    if published != sorted(versions) or not all(u.startswith(url + "/") for u in urls):
+        return False
+    return built >= _newest_source(chart_dir)
+
+
+def build(
+    helm: Path,
+    folder: Path = config.CHART_REPO_DIR,
+    chart_dir: Path = config.APP_CHART_DIR,
+    versions: tuple[str, ...] = config.APP_CHART_VERSIONS,
+    url: str = config.CHART_REPO_URL,
+) -> Path:
+    """Package the chart at each version into folder with an index.yaml, unless that is already current."""
+    if is_fresh(folder, chart_dir, versions, url):
+        return folder
+    # Build beside the served folder and swap it in, so the server never lists a half-built repository.
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for version in versions:
+        _helm(helm, ["package", str(chart_dir), "--version", version, "--destination", str(partial)], version)
+    _helm(helm, ["repo", "index", str(partial), "--url", url], "index")
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    partial.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def _helm(helm: Path, args: list[str], what: str) -> None:
+    result = subprocess.run([str(helm), *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        reason = lines[-1] if lines else f"exit {result.returncode}"
+        raise DevstackError(f"`helm {args[0]}` of the chart ({what}) failed: {reason}")
+
+
+def up(folder: Path = config.CHART_REPO_DIR) -> None:
+    """Serve folder on the chart repository port unless already served; return once index.yaml answers."""
+    if not procs.running_pid(NAME):
+        procs.check_port_free(NAME, config.PORTS.chart_repo)
+        procs.start(
+            NAME,
+            [
+                sys.executable,
+                "-m",
+                "http.server",
+                "--bind",
+                config.HOST,
+                str(config.PORTS.chart_repo),
+                "--directory",
+                str(folder),
+            ],
+        )
+    procs.wait_until(NAME, ready, 30, "serving index.yaml")

@@ -1,0 +1,181 @@
+"""Pure: a platform's options -> the complete Helm values of the application chart (no I/O).
+
+The application chart (charts/binderhub-platform) takes three blocks:
+- `platform`: our own values (name, exposure, service labels), checked by its values.schema.json;
+- `binderhub`: the upstream binderhub chart's values, whose `jupyterhub:` block goes to the
+  jupyterhub chart (schemas in ../shared/upstream/);
+- `docker-registry`: the registry chart's values (persistent storage of the chosen size).
+Mapping of each option: ARCHITECTURE.md, "Values".
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from platforms.access import platform_group
+
+ICON_BASE = "https://raw.githubusercontent.com/jupyterhub"
+SERVICE_LABELS = {
+    "binderhub": ("BinderHub", f"{ICON_BASE}/binderhub/main/docs/source/_static/logo.png"),
+    "jupyterhub": ("JupyterHub", f"{ICON_BASE}/jupyterhub/main/share/jupyterhub/static/images/jupyterhub-80.png"),
+}
+REGISTRY_PORT = 5000
+REGISTRY_USERNAME = "binderhub"
+BINDER_OAUTH_CLIENT_ID = "service-binder"
+
+
+@dataclass(frozen=True)
+class ValuesInput:
+    """Everything the values depend on, gathered from the database and settings by the caller."""
+
+    name: str
+    servers_per_user: int
+    notebook_cpus: Decimal
+    notebook_ram_gb: int
+    notebook_storage_gb: int
+    registry_storage_gb: int
+    exposure: str = "zenith"
+    ingress_base_domain: str = ""
+    ingress_class: str = ""
+    ingress_tls: bool = True
+    registry_password: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_issuer: str = ""
+    admin_group: str = "/admins"
+    all_platforms_group: str = "/platform-users"
+    # Service links known so far (name -> URL); empty until Zenith or the Ingress exposes them.
+    links: dict[str, str] = field(default_factory=dict)
+
+
+def registry_host(name: str) -> str:
+    """The in-cluster address of the platform's registry (Service `<release>-docker-registry`)."""
+    return f"{name}-docker-registry.{name}.svc.cluster.local:{REGISTRY_PORT}"
+
+
+def ingress_url(spec: ValuesInput, service: str) -> str:
+    """The URL an Ingress exposes a service at; known before deploying, unlike a Zenith FQDN."""
+    scheme = "https" if spec.ingress_tls else "http"
+    return f"{scheme}://{service}-{spec.name}.{spec.ingress_base_domain}"
+
+
+def known_links(spec: ValuesInput) -> dict[str, str]:
+    """Links recorded from the cluster, or with Ingress the ones the chart will create."""
+    if spec.exposure == "ingress":
+        return {service: ingress_url(spec, service) for service in SERVICE_LABELS} | spec.links
+    return dict(spec.links)
+
+
+def build_values(spec: ValuesInput) -> dict:
+    """The complete values for `helm upgrade --install`: always all of them, never reused."""
+    links = known_links(spec)
+    return {
+        "platform": platform_block(spec),
+        "binderhub": binderhub_block(spec, links),
+        "docker-registry": registry_block(spec),
+    }
+
+
+def platform_block(spec: ValuesInput) -> dict:
+    return {
+        "name": spec.name,
+        "exposure": spec.exposure,
+        "ingress": {
+            "baseDomain": spec.ingress_base_domain,
+            "className": spec.ingress_class,
+            "tls": spec.ingress_tls,
+        },
+        "services": {
+            service: {"label": label, "iconUrl": icon, "description": f"{label} of {spec.name}"}
+            for service, (label, icon) in SERVICE_LABELS.items()
+        },
+    }
+
+
+def registry_block(spec: ValuesInput) -> dict:
+    return {
+        "persistence": {"enabled": True, "size": f"{spec.registry_storage_gb}Gi"},
+        "secrets": {"htpasswd": {"username": REGISTRY_USERNAME, "password": spec.registry_password}},
+    }
+
+
+def binderhub_block(spec: ValuesInput, links: dict[str, str]) -> dict:
+    host = registry_host(spec.name)
+    binder_config: dict = {
+        "use_registry": True,
+        "image_prefix": f"{host}/{spec.name}/binder-",
+        "auth_enabled": True,
+    }
+    if links.get("jupyterhub"):
+        binder_config["hub_url"] = links["jupyterhub"]
+    return {
+        "config": {"BinderHub": binder_config},
+        "registry": {"url": f"http://{host}", "username": REGISTRY_USERNAME, "password": spec.registry_password},
+        "service": {"type": "ClusterIP"},
+        "jupyterhub": jupyterhub_block(spec, links),
+    }
+
+
+def jupyterhub_block(spec: ValuesInput, links: dict[str, str]) -> dict:
+    hub: dict = {
+        "allowNamedServers": True,
+        # JupyterHub reads 0 as "no limit", which is what the form's 0 means.
+        "namedServerLimitPerUser": spec.servers_per_user,
+        "redirectToServer": False,
+        "config": {
+            "JupyterHub": {"authenticator_class": "generic-oauth"},
+            "BinderSpawner": {"auth_enabled": True},
+            "GenericOAuthenticator": oauth_config(spec, links),
+        },
+        "loadRoles": {"user": {"scopes": ["self", "access:services"]}},
+    }
+    if links.get("binderhub"):
+        hub["services"] = {
+            "binder": {
+                "oauth_client_id": BINDER_OAUTH_CLIENT_ID,
+                "oauth_redirect_uri": f"{links['binderhub']}/oauth_callback",
+                "oauth_no_confirm": True,
+            }
+        }
+    return {
+        "hub": hub,
+        "proxy": {"service": {"type": "ClusterIP"}},
+        "singleuser": {
+            "cmd": "jupyterhub-singleuser",
+            "cpu": {"limit": float(spec.notebook_cpus)},  # the schema wants a number, not a string
+            "memory": {"limit": f"{spec.notebook_ram_gb}G"},
+            "storage": {"type": "dynamic", "capacity": f"{spec.notebook_storage_gb}Gi"},
+        },
+    }
+
+
+def allowed_groups(spec: ValuesInput) -> list[str]:
+    """Keycloak groups whose members may use the platform's JupyterHub (and so its BinderHub)."""
+    return [
+        spec.admin_group,
+        spec.all_platforms_group,
+        platform_group(spec.name),
+        platform_group(spec.name, "jupyterhub"),
+        platform_group(spec.name, "binderhub"),
+    ]
+
+
+def oauth_config(spec: ValuesInput, links: dict[str, str]) -> dict:
+    """JupyterHub's generic OAuthenticator against the platform's Keycloak client."""
+    endpoint = f"{spec.oidc_issuer}/protocol/openid-connect"
+    config = {
+        "client_id": spec.oidc_client_id,
+        "client_secret": spec.oidc_client_secret,
+        "authorize_url": f"{endpoint}/auth",
+        "token_url": f"{endpoint}/token",
+        "userdata_url": f"{endpoint}/userinfo",
+        "logout_redirect_url": f"{endpoint}/logout",
+        "scope": ["openid", "profile", "email", "groups"],
+        "username_claim": "preferred_username",
+        "claim_groups_key": "groups",
+        "manage_groups": True,
+        "allowed_groups": allowed_groups(spec),
+        "admin_groups": [spec.admin_group],
+    }
+    if links.get("jupyterhub"):
+        config["oauth_callback_url"] = f"{links['jupyterhub']}/hub/oauth_callback"
+    return config

@@ -1,0 +1,96 @@
+"""Cluster pages: admins register existing Kubernetes clusters, check them, and remove unused ones."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from platforms.access import require_console_admin
+from platforms.forms import ClusterForm
+from platforms.models import AuditEvent, Cluster
+from platforms.services import kube
+from platforms.services.errors import ServiceError
+
+
+@login_required
+@require_GET
+def cluster_list(request: HttpRequest) -> HttpResponse:
+    require_console_admin(request.user, "manage clusters")
+    ctx = {"clusters": Cluster.objects.annotate(platform_count=Count("platforms"))}
+    return render(request, "platforms/cluster_list.html", ctx)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def cluster_create(request: HttpRequest) -> HttpResponse:
+    require_console_admin(request.user, "register clusters")
+    form = ClusterForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        cluster = form.save(commit=False)
+        cluster.created_by = request.user
+        cluster.save()
+        AuditEvent.record(request.user, "cluster.register", cluster.name, cluster.server_version)
+        messages.success(request, f"Cluster {cluster.name} registered: Kubernetes {cluster.server_version}.")
+        return redirect(cluster)
+    return render(request, "platforms/cluster_form.html", {"form": form, "cluster": None})
+
+
+@login_required
+@require_GET
+def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
+    require_console_admin(request.user, "manage clusters")
+    cluster = get_object_or_404(Cluster, name=name)
+    ctx = {"cluster": cluster, "platforms": cluster.platforms.order_by("name")}
+    return render(request, "platforms/cluster_detail.html", ctx)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def cluster_edit(request: HttpRequest, name: str) -> HttpResponse:
+    require_console_admin(request.user, "change clusters")
+    cluster = get_object_or_404(Cluster, name=name)
+    form = ClusterForm(request.POST or None, request.FILES or None, instance=cluster)
+    if request.method == "POST" and form.is_valid():
+        cluster = form.save()
+        AuditEvent.record(request.user, "cluster.change", cluster.name)
+        messages.success(request, f"Cluster {cluster.name} saved and checked.")
+        return redirect(cluster)
+    return render(request, "platforms/cluster_form.html", {"form": form, "cluster": cluster})
+
+
+@login_required
+@require_POST
+def cluster_check(request: HttpRequest, name: str) -> HttpResponse:
+    """Check the cluster now and record what the API server said (or why it could not be asked)."""
+    require_console_admin(request.user, "check clusters")
+    cluster = get_object_or_404(Cluster, name=name)
+    try:
+        version = kube.get_kube().server_version(cluster.access())
+    except ServiceError as exc:
+        cluster.check_error = str(exc)
+    else:
+        cluster.server_version = version.git_version
+        cluster.check_error = ""
+    cluster.checked_at = timezone.now()
+    cluster.save(update_fields=["server_version", "check_error", "checked_at", "updated_at"])
+    if request.htmx:
+        return render(request, "platforms/_cluster_check.html", {"cluster": cluster})
+    return redirect(cluster)
+
+
+@login_required
+@require_POST
+def cluster_delete(request: HttpRequest, name: str) -> HttpResponse:
+    require_console_admin(request.user, "remove clusters")
+    cluster = get_object_or_404(Cluster, name=name)
+    count = cluster.platforms.count()
+    if count:
+        messages.error(request, f"Cluster {cluster.name} still has {count} platform(s): delete them first.")
+        return redirect(cluster)
+    cluster.delete()
+    AuditEvent.record(request.user, "cluster.remove", name)
+    messages.success(request, f"Cluster {name} removed from the console (nothing on the cluster was changed).")
+    return redirect("cluster_list")

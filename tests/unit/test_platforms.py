@@ -1,0 +1,258 @@
+"""Platform pages: the launch form's options, validation and defaults, who sees what, and operations."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from platforms.models import Operation, Platform
+from platforms.services import charts
+from platforms.services.errors import Unavailable
+from tests.conftest import make_user
+
+LAUNCH_DEFAULTS = {
+    "servers_per_user": "3",
+    "notebook_cpus": "1",
+    "notebook_ram_gb": "2",
+    "notebook_storage_gb": "10",
+    "registry_storage_gb": "10",
+}
+
+
+def launch(client: Client, cluster, **overrides):
+    data = {"name": "demo2", "cluster": str(cluster.pk), "app_version": "0.2.0", **LAUNCH_DEFAULTS, **overrides}
+    return client.post(reverse("platform_create"), data)
+
+
+ADMIN_ONLY = [
+    ("get", "platform_create", False),
+    ("post", "platform_create", False),
+    ("get", "platform_edit", True),
+    ("post", "platform_edit", True),
+    ("get", "platform_delete", True),
+    ("post", "platform_delete", True),
+    ("post", "app_versions_refresh", False),
+]
+
+
+def url(name: str, needs_name: bool) -> str:
+    return reverse(name, args=["demo"]) if needs_name else reverse(name)
+
+
+@pytest.mark.parametrize(("method", "name", "needs_name"), [*ADMIN_ONLY, ("get", "platform_detail", True)])
+def test_anonymous_is_sent_to_sign_in(platform, method, name, needs_name):
+    response = getattr(Client(), method)(url(name, needs_name))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("oidc_authentication_init"))
+
+
+@pytest.mark.parametrize(("method", "name", "needs_name"), ADMIN_ONLY)
+def test_non_admin_gets_403_saying_why(platform, member_client, stub_app_versions, method, name, needs_name):
+    response = getattr(member_client, method)(url(name, needs_name), {"confirm_name": "demo"})
+    assert response.status_code == 403
+    assert "Only console admins can" in response.content.decode()
+    assert not Operation.objects.exists()
+
+
+def test_launch_form_offers_the_options_with_azimuth_defaults(admin_client, cluster, stub_app_versions):
+    response = admin_client.get(reverse("platform_create"))
+    form = response.context["form"]
+    assert list(form.fields) == [
+        "name",
+        "cluster",
+        "app_version",
+        "servers_per_user",
+        "notebook_cpus",
+        "notebook_ram_gb",
+        "notebook_storage_gb",
+        "registry_storage_gb",
+    ]
+    labels = [form.fields[f].label for f in form.fields]
+    assert labels == [
+        "Platform name",
+        "Kubernetes cluster",
+        "App version",
+        "Servers per user",
+        "Notebook CPUs",
+        "Notebook RAM (GB)",
+        "Notebook storage (GB)",
+        "Container registry storage (GB)",
+    ]
+    assert form["app_version"].value() == "0.2.0"  # the newest is the default
+    assert [form[f].value() for f in LAUNCH_DEFAULTS] == [3, 1, 2, 10, 10]
+    body = response.content.decode()
+    assert "Set to 0 for unlimited." in body
+    assert "The storage allocated to BinderHub&#x27;s docker image registry" in body
+
+
+def test_launch_records_platform_and_install_operation(admin_client, admin_user, cluster, stub_app_versions):
+    response = launch(admin_client, cluster, notebook_cpus="1.5", servers_per_user="0")
+    platform = Platform.objects.get(name="demo2")
+    assert response.status_code == 302
+    assert response["Location"] == platform.get_absolute_url()
+    assert (platform.servers_per_user, platform.notebook_cpus, platform.app_version) == (0, Decimal("1.5"), "0.2.0")
+    assert platform.created_by == platform.updated_by == admin_user
+    assert platform.status == Platform.Status.PENDING
+    operation = platform.operations.get()
+    assert (operation.kind, operation.state, operation.actor) == ("install", "queued", admin_user)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"name": "Demo"}, "name", "lowercase letters"),
+        ({"name": "1demo"}, "name", "starting with a letter"),
+        ({"name": "demo-"}, "name", "ending with a letter or digit"),
+        ({"name": "a" * 41}, "name", "at most 40"),
+        ({"name": "démo"}, "name", "lowercase letters"),
+        ({"name": ""}, "name", "required"),
+        ({"name": "demo"}, "name", "already exists"),
+        ({"servers_per_user": "-1"}, "servers_per_user", "greater than or equal to 0"),
+        ({"servers_per_user": "2.5"}, "servers_per_user", "whole number"),
+        ({"notebook_cpus": "0.4"}, "notebook_cpus", "greater than or equal to 0.5"),
+        ({"notebook_cpus": "65"}, "notebook_cpus", "less than or equal to 64"),
+        ({"notebook_ram_gb": "513"}, "notebook_ram_gb", "less than or equal to 512"),
+        ({"notebook_ram_gb": "0"}, "notebook_ram_gb", "greater than or equal to 1"),
+        ({"notebook_storage_gb": "2001"}, "notebook_storage_gb", "less than or equal to 2000"),
+        ({"registry_storage_gb": "9"}, "registry_storage_gb", "greater than or equal to 10"),
+        ({"app_version": "9.9.9"}, "app_version", "Select a valid choice"),
+    ],
+)
+def test_launch_rejects_bad_options_beside_their_field(
+    admin_client, platform, cluster, stub_app_versions, overrides, field, message
+):
+    response = launch(admin_client, cluster, **overrides)
+    assert response.status_code == 200
+    errors = " ".join(response.context["form"].errors.get(field, []))
+    assert message in errors
+    assert Platform.objects.count() == 1
+
+
+def test_launch_limits_are_admin_configurable(admin_client, cluster, stub_app_versions, settings):
+    settings.LAUNCH_MAX_CPUS = 4
+    response = launch(admin_client, cluster, notebook_cpus="5")
+    assert "less than or equal to 4" in " ".join(response.context["form"].errors["notebook_cpus"])
+
+
+def test_unreadable_chart_repository_is_a_clear_message(admin_client, cluster, monkeypatch):
+    def fail(refresh=False):
+        raise Unavailable("The chart repository http://127.0.0.1:1 could not be reached")
+
+    monkeypatch.setattr(charts, "app_versions", fail)
+    response = admin_client.get(reverse("platform_create"))
+    assert response.status_code == 200
+    assert "app versions could not be read" in response.content.decode()
+    assert launch(admin_client, cluster).status_code == 200
+    assert not Platform.objects.filter(name="demo2").exists()
+
+
+def test_refresh_re_reads_the_repository(admin_client, monkeypatch):
+    calls = []
+    monkeypatch.setattr(charts, "app_versions", lambda refresh=False: calls.append(refresh) or ["0.1.0"])
+    response = admin_client.post(reverse("app_versions_refresh"), {"next": "https://evil.example.org/"})
+    assert calls == [True]
+    assert response["Location"] == reverse("platform_create")
+
+
+def test_edit_upgrades_and_records_who(admin_client, admin_user, platform, stub_app_versions):
+    response = admin_client.post(
+        reverse("platform_edit", args=["demo"]), {"app_version": "0.2.0", **LAUNCH_DEFAULTS, "notebook_ram_gb": "4"}
+    )
+    assert response.status_code == 302
+    platform.refresh_from_db()
+    assert (platform.app_version, platform.notebook_ram_gb, platform.updated_by) == ("0.2.0", 4, admin_user)
+    assert platform.status == Platform.Status.UPGRADING
+    assert platform.operations.get().kind == "upgrade"
+
+
+def test_edit_refuses_a_downgrade_with_a_reason(admin_client, platform, stub_app_versions):
+    platform.app_version = "0.2.0"
+    platform.save()
+    response = admin_client.post(reverse("platform_edit", args=["demo"]), {"app_version": "0.1.0", **LAUNCH_DEFAULTS})
+    assert response.status_code == 200
+    assert "Downgrading from 0.2.0 to 0.1.0 is not supported" in response.content.decode()
+    assert not Operation.objects.exists()
+
+
+def test_edit_keeps_a_version_that_left_the_repository(admin_client, platform, stub_app_versions):
+    platform.app_version = "0.0.9"
+    platform.save()
+    response = admin_client.get(reverse("platform_edit", args=["demo"]))
+    assert "0.0.9 (current; no longer in the repository)" in response.content.decode()
+
+
+def test_edit_while_an_operation_runs_is_refused(admin_client, admin_user, platform, stub_app_versions):
+    Operation.objects.request(platform, Operation.Kind.INSTALL, admin_user)
+    response = admin_client.post(reverse("platform_edit", args=["demo"]), {"app_version": "0.2.0", **LAUNCH_DEFAULTS})
+    assert response.status_code == 200
+    assert "busy with another operation" in response.content.decode()
+    assert platform.operations.count() == 1
+
+
+def test_database_allows_one_active_operation_per_platform(admin_user, platform):
+    from django.db import IntegrityError, transaction
+
+    Operation.objects.create(platform=platform, kind="install", actor=admin_user)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Operation.objects.create(platform=platform, kind="upgrade", actor=admin_user)
+
+
+def test_delete_needs_the_typed_name(admin_client, platform):
+    response = admin_client.post(reverse("platform_delete", args=["demo"]), {"confirm_name": "dem"})
+    assert response.status_code == 400
+    assert "Type demo exactly to confirm." in response.content.decode()
+    assert not Operation.objects.exists()
+
+
+def test_delete_with_the_typed_name_requests_uninstall(admin_client, platform):
+    response = admin_client.post(reverse("platform_delete", args=["demo"]), {"confirm_name": "demo"})
+    assert response.status_code == 302
+    platform.refresh_from_db()
+    assert platform.status == Platform.Status.UNINSTALLING
+    assert platform.operations.get().kind == "uninstall"
+
+
+def test_outsider_neither_lists_nor_opens_a_platform(outsider_client, platform):
+    assert "demo" not in outsider_client.get(reverse("platform_list")).content.decode()
+    assert outsider_client.get(reverse("platform_detail", args=["demo"])).status_code == 404
+
+
+@pytest.mark.parametrize("group", ["/platforms/demo", "/platforms/demo/jupyterhub", "/platform-users"])
+def test_member_of_a_platform_group_sees_it_but_cannot_manage(platform, group):
+    client = Client()
+    client.force_login(make_user("carol", [group]))
+    assert 'href="/platforms/demo/"' in client.get(reverse("platform_list")).content.decode()
+    detail = client.get(reverse("platform_detail", args=["demo"])).content.decode()
+    assert "Notebook RAM" in detail
+    assert "/platforms/demo/edit/" not in detail
+
+
+def test_admin_detail_shows_options_and_operations(admin_client, admin_user, platform):
+    Operation.objects.request(platform, Operation.Kind.INSTALL, admin_user)
+    body = admin_client.get(reverse("platform_detail", args=["demo"])).content.decode()
+    assert "unlimited" not in body and "Servers per user" in body
+    assert 'data-testid="operations"' in body and "Install" in body
+
+
+def list_queries(client: Client) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(reverse("platform_list")).status_code == 200
+    return len(queries)
+
+
+def test_platform_list_queries_do_not_grow_with_platforms(admin_client, cluster, admin_user):
+    def add(count: int, start: int) -> None:
+        Platform.objects.bulk_create(
+            Platform(name=f"p{i}", cluster=cluster, app_version="0.1.0", created_by=admin_user)
+            for i in range(start, start + count)
+        )
+
+    add(5, 0)
+    few = list_queries(admin_client)
+    add(295, 5)
+    many = list_queries(admin_client)
+    assert "p299" in admin_client.get(reverse("platform_list")).content.decode()
+    assert few == many
