@@ -9,6 +9,7 @@ from platforms.views import auth, clusters, platforms
 urlpatterns = [
     path("", platforms.platform_list, name="platform_list"),
     path("launch/", platforms.platform_create, name="platform_create"),
+    path("launch/validate/", platforms.platform_validate, name="platform_validate"),
     path("platforms/<slug:name>/", platforms.platform_detail, name="platform_detail"),
     path("platforms/<slug:name>/edit/", platforms.platform_edit, name="platform_edit"),
     path("platforms/<slug:name>/delete/", platforms.platform_delete, name="platform_delete"),

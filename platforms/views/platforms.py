@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -56,8 +57,27 @@ def platform_create(request: HttpRequest) -> HttpResponse:
             AuditEvent.record(request.user, "platform.launch", platform.name, f"version {platform.app_version}")
             messages.success(request, f"Launch of {platform.name} requested.")
             return redirect(platform)
-    ctx = {"form": form, "versions_error": versions_error, "has_clusters": Cluster.objects.exists()}
+    ctx = {
+        "form": form,
+        "versions_error": versions_error,
+        "has_clusters": Cluster.objects.exists(),
+        "validate_url": reverse("platform_validate"),
+    }
     return render(request, "platforms/platform_form.html", ctx)
+
+
+@login_required
+@require_POST
+def platform_validate(request: HttpRequest) -> HttpResponse:
+    """Inline validation as a person types: the errors of one launch-form field, as a fragment."""
+    require_console_admin(request.user, "launch platforms")
+    versions, _ = available_app_versions()
+    form = LaunchForm(request.POST, app_versions=versions)
+    name = request.POST.get("_field", "")
+    if name not in form.fields:
+        return HttpResponse(status=400)
+    form.is_valid()
+    return render(request, "platforms/_field_errors.html", {"field": form[name]})
 
 
 @login_required

@@ -35,6 +35,7 @@ ADMIN_ONLY = [
     ("get", "platform_delete", True),
     ("post", "platform_delete", True),
     ("post", "app_versions_refresh", False),
+    ("post", "platform_validate", False),
 ]
 
 
@@ -256,3 +257,24 @@ def test_platform_list_queries_do_not_grow_with_platforms(admin_client, cluster,
     many = list_queries(admin_client)
     assert "p299" in admin_client.get(reverse("platform_list")).content.decode()
     assert few == many
+
+
+def test_inline_validation_returns_the_field_errors_as_a_fragment(admin_client, platform, stub_app_versions):
+    response = admin_client.post(
+        reverse("platform_validate"), {"_field": "name", "name": "demo"}, headers={"HX-Request": "true"}
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in body
+    assert 'id="id_name-errors"' in body and "already exists" in body
+
+
+def test_inline_validation_of_a_good_value_clears_the_errors(admin_client, cluster, stub_app_versions):
+    response = admin_client.post(
+        reverse("platform_validate"), {"_field": "registry_storage_gb", "registry_storage_gb": "20"}
+    )
+    assert response.content.decode() == '<div id="id_registry_storage_gb-errors" class="field-errors"></div>\n'
+
+
+def test_inline_validation_of_an_unknown_field_is_refused(admin_client, stub_app_versions):
+    assert admin_client.post(reverse("platform_validate"), {"_field": "secrets_encrypted"}).status_code == 400
