@@ -122,6 +122,12 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"), conn_max_age=60)
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the worker write at the same time: wait for the lock instead of failing,
+    # and take it at the start of each transaction so two writers cannot deadlock.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    # A file, not memory, so a real worker process in the integration tests sees the test data.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-gb"
@@ -204,6 +210,13 @@ APP_CHART_NAME = env_str("APP_CHART_NAME", "binderhub-platform")
 APP_VERSIONS_INCLUDE_PRERELEASES = env_bool("APP_VERSIONS_INCLUDE_PRERELEASES", False)
 # The repository's index is read at most this often; a refresh in the UI reads it at once.
 APP_VERSIONS_CACHE_SECONDS = env_int("APP_VERSIONS_CACHE_SECONDS", 300)
+
+# How long an uninstall waits for the platform's namespace to be gone before reporting it stuck.
+NAMESPACE_DELETE_TIMEOUT_SECONDS = env_int("NAMESPACE_DELETE_TIMEOUT_SECONDS", 120)
+# A queued operation older than this is handed to the worker again (its task may have been lost).
+QUEUED_OPERATION_GRACE_SECONDS = env_int("QUEUED_OPERATION_GRACE_SECONDS", 300)
+# How often a page watching a platform may trigger a check of its service links, in seconds.
+LINK_SYNC_MIN_INTERVAL_SECONDS = env_int("LINK_SYNC_MIN_INTERVAL_SECONDS", 3)
 
 # --- Background work (django-q2): the ORM broker by default, Redis when REDIS_URL is set ----------
 REDIS_URL = env_str("REDIS_URL", "")

@@ -106,6 +106,9 @@ class Platform(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     status_message = models.TextField(blank=True)
     secrets_encrypted = models.TextField(blank=True, editable=False)
+    # The service links the last successful Helm deploy was given (hub_url and OAuth callbacks
+    # depend on them); a difference from the recorded links calls for a follow-up upgrade.
+    deployed_links = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -125,6 +128,10 @@ class Platform(models.Model):
     @property
     def is_busy(self) -> bool:
         return self.status in self.BUSY_STATUSES
+
+    def ready_links(self) -> dict[str, str]:
+        """Service name -> URL of the links that are ready."""
+        return {link.name: link.url for link in self.service_links.all() if link.ready and link.url}
 
     @property
     def secrets(self) -> dict[str, str]:
@@ -193,6 +200,8 @@ class Operation(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     helm_revision = models.PositiveIntegerField(null=True, blank=True)
+    # "<host>:<pid>" of the worker running it, so reconcile can tell a dead worker from a slow one.
+    worker = models.CharField(max_length=255, blank=True)
     output = models.TextField(blank=True)
     error = models.TextField(blank=True)
 

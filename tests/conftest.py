@@ -103,3 +103,13 @@ def outsider_client(outsider_user) -> Client:
     client = Client()
     client.force_login(outsider_user)
     return client
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache (rate limits and cached app versions live there)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -35,6 +35,49 @@ class HelmService:
         """Remove the release from its namespace; a release that does not exist is already removed."""
         async_to_sync(self._uninstall)(name, cluster)
 
+    def release(self, name: str, cluster: ClusterAccess) -> ReleaseInfo | None:
+        """The release's current revision, or None when there is no such release."""
+        return async_to_sync(self._release)(name, cluster)
+
+    def recover_interrupted(self, name: str, cluster: ClusterAccess) -> str:
+        """Clear a release left pending by a killed helm (which blocks every later upgrade).
+
+        pending-install is uninstalled (the install starts over), pending-upgrade or -rollback is
+        rolled back to the last good revision. Returns what was done ("" when nothing was needed).
+        """
+        release = self.release(name, cluster)
+        if release is None or not release.status.startswith("pending-"):
+            return ""
+        if release.status == "pending-install":
+            self.uninstall(name, cluster)
+            return f"Removed the interrupted install of revision {release.revision}."
+        async_to_sync(self._rollback)(name, cluster)
+        return f"Rolled back the interrupted {release.status.removeprefix('pending-')} of revision {release.revision}."
+
+    async def _rollback(self, name: str, cluster: ClusterAccess) -> None:
+        with _kubeconfig_file(cluster) as path:
+            command = pyhelm3.Command(
+                executable=self.executable,
+                kubeconfig=path,
+                kubecontext=cluster.context or None,
+                default_timeout=f"{self.timeout_seconds}s",
+            )
+            try:
+                await command.rollback(name, None, namespace=name)
+            except pyhelm3.errors.Error as exc:
+                raise _translate(exc) from None
+
+    async def _release(self, name: str, cluster: ClusterAccess) -> ReleaseInfo | None:
+        with _kubeconfig_file(cluster) as path:
+            helm = self._client(path, cluster.context)
+            try:
+                revision = await helm.get_current_revision(name, namespace=name)
+            except pyhelm3.errors.ReleaseNotFoundError:
+                return None
+            except pyhelm3.errors.Error as exc:
+                raise _translate(exc) from None
+        return ReleaseInfo(name=name, namespace=name, revision=revision.revision, status=revision.status.value)
+
     async def _install_or_upgrade(self, spec: ReleaseSpec) -> ReleaseInfo:
         with _kubeconfig_file(spec.cluster) as path:
             helm = self._client(path, spec.cluster.context)

@@ -10,8 +10,8 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from platforms.services.errors import BadInput, Unavailable
-from platforms.services.types import ClusterAccess, KubeconfigContexts, ServerVersion
+from platforms.services.errors import BadInput, ServiceError, Unavailable
+from platforms.services.types import ClusterAccess, KubeconfigContexts, ServerVersion, ServiceLinkInfo
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,122 @@ class KubeService:
         return ServerVersion(
             git_version=info.git_version, major=info.major, minor=info.minor, platform=info.platform or ""
         )
+
+    def service_links(self, access: ClusterAccess, namespace: str, exposure: str) -> list[ServiceLinkInfo]:
+        """The platform's services as Zenith Reservations (exposure "zenith") or Ingresses report them.
+
+        A Reservation is ready when its status.phase is Ready, and its link is https://<status.fqdn>
+        (see ../shared/upstream/zenith/CRDS.md); an Ingress's link is its first host.
+        """
+        with self.api_client(access) as api:
+            try:
+                if exposure == "ingress":
+                    items = networking_items(api, namespace, self.request_timeout)
+                    return [link_from_ingress(item) for item in items]
+                body = client.CustomObjectsApi(api).list_namespaced_custom_object(
+                    ZENITH_GROUP,
+                    ZENITH_VERSION,
+                    namespace,
+                    "reservations",
+                    label_selector=SERVICE_LABEL,
+                    _request_timeout=self.request_timeout,
+                )
+            except ApiException as exc:
+                if exc.status == 404 and exposure != "ingress":
+                    raise Unavailable(
+                        "The cluster has no Zenith Reservation resource: is the Zenith operator installed? "
+                        "Otherwise register the cluster with Ingress exposure."
+                    ) from None
+                raise _api_error(exc) from None
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise Unavailable(f"The cluster's API server could not be reached: {_short(exc)}") from None
+        return [link_from_reservation(item) for item in body.get("items", [])]
+
+    def delete_namespace(self, access: ClusterAccess, name: str) -> str:
+        """Ask for the namespace to be deleted; return its phase afterwards ("Gone", "Terminating"...)."""
+        with self.api_client(access) as api:
+            core = client.CoreV1Api(api)
+            try:
+                core.delete_namespace(name, _request_timeout=self.request_timeout)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise _api_error(exc) from None
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise Unavailable(f"The cluster's API server could not be reached: {_short(exc)}") from None
+        return self.namespace_phase(access, name)
+
+    def namespace_phase(self, access: ClusterAccess, name: str) -> str:
+        """The namespace's phase ("Active", "Terminating"), or "Gone" when it does not exist."""
+        with self.api_client(access) as api:
+            try:
+                namespace = client.CoreV1Api(api).read_namespace(name, _request_timeout=self.request_timeout)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return "Gone"
+                raise _api_error(exc) from None
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise Unavailable(f"The cluster's API server could not be reached: {_short(exc)}") from None
+        return namespace.status.phase or "Active"
+
+
+ZENITH_GROUP = "zenith.stackhpc.com"
+ZENITH_VERSION = "v1alpha1"
+SERVICE_LABEL = "binderadmin.io/service"
+LABEL_ANNOTATION = "azimuth.stackhpc.com/service-label"
+ICON_ANNOTATION = "azimuth.stackhpc.com/service-icon-url"
+
+
+def link_from_reservation(item: dict) -> ServiceLinkInfo:
+    metadata = item.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    name = (metadata.get("labels") or {}).get(SERVICE_LABEL) or metadata.get("name", "")
+    status = item.get("status") or {}
+    fqdn = status.get("fqdn") or ""
+    ready = status.get("phase") == "Ready" and bool(fqdn)
+    return ServiceLinkInfo(
+        name=name,
+        label=annotations.get(LABEL_ANNOTATION) or default_label(metadata.get("name", name)),
+        icon=annotations.get(ICON_ANNOTATION, ""),
+        url=f"https://{fqdn}" if ready else "",
+        ready=ready,
+    )
+
+
+def networking_items(api: client.ApiClient, namespace: str, timeout: float) -> list:
+    return (
+        client.NetworkingV1Api(api)
+        .list_namespaced_ingress(namespace, label_selector=SERVICE_LABEL, _request_timeout=timeout)
+        .items
+    )
+
+
+def link_from_ingress(ingress) -> ServiceLinkInfo:
+    metadata = ingress.metadata
+    annotations = metadata.annotations or {}
+    hosts = [rule.host for rule in ingress.spec.rules or [] if rule.host]
+    tls_hosts = {host for tls in ingress.spec.tls or [] for host in tls.hosts or []}
+    url = ""
+    if hosts:
+        url = f"{'https' if hosts[0] in tls_hosts else 'http'}://{hosts[0]}"
+    name = (metadata.labels or {}).get(SERVICE_LABEL) or metadata.name
+    return ServiceLinkInfo(
+        name=name,
+        label=annotations.get(LABEL_ANNOTATION) or default_label(metadata.name),
+        icon=annotations.get(ICON_ANNOTATION, ""),
+        url=url,
+        ready=bool(url),
+    )
+
+
+def default_label(name: str) -> str:
+    """Azimuth's fallback label: the name split on '-', each word capitalised."""
+    return " ".join(word.capitalize() for word in name.split("-"))
+
+
+def _api_error(exc: ApiException) -> ServiceError:
+    if exc.status in (401, 403):
+        return BadInput(f"The cluster refused the request (HTTP {exc.status}): check the kubeconfig's permissions.")
+    return Unavailable(f"The cluster answered HTTP {exc.status}: {exc.reason}")
 
 
 def kubeconfig_contexts(kubeconfig: str) -> KubeconfigContexts:

@@ -65,3 +65,14 @@ class ReleaseInfo:
     status: str
     chart_version: str = ""
     notes: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceLinkInfo:
+    """A platform service as the cluster exposes it (a Zenith Reservation or an Ingress)."""
+
+    name: str
+    label: str
+    icon: str
+    url: str
+    ready: bool

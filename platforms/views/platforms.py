@@ -2,14 +2,17 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
-from platforms.access import is_console_admin, require_console_admin
+from platforms import tasks
+from platforms.access import SERVICES, is_console_admin, may_reach_service, require_console_admin
 from platforms.forms import EditPlatformForm, LaunchForm
 from platforms.models import AuditEvent, Cluster, Operation, Platform, PlatformBusy
 from platforms.services import charts
@@ -50,7 +53,7 @@ def platform_create(request: HttpRequest) -> HttpResponse:
                 platform = form.save(commit=False)
                 platform.created_by = platform.updated_by = request.user
                 platform.save()
-                Operation.objects.request(platform, Operation.Kind.INSTALL, request.user)
+                tasks.request_and_enqueue(platform, Operation.Kind.INSTALL, request.user)
         except IntegrityError:
             form.add_error("name", "A platform with this name already exists.")
         else:
@@ -80,17 +83,83 @@ def platform_validate(request: HttpRequest) -> HttpResponse:
     return render(request, "platforms/_field_errors.html", {"field": form[name]})
 
 
+def live_context(request: HttpRequest, platform: Platform) -> dict:
+    """What the live part of the platform page shows: status, services and the operation log."""
+    operations = list(platform.operations.select_related("actor")[:20])
+    active = any(op.state in Operation.ACTIVE_STATES for op in operations)
+    return {
+        "platform": platform,
+        "operations": operations,
+        "can_manage": is_console_admin(request.user),
+        # Final: nothing queued or running and nothing to wait for; the page stops polling.
+        "final": not active and platform.status in (Platform.Status.DEPLOYED, Platform.Status.FAILED),
+    }
+
+
 @login_required
 @require_GET
 def platform_detail(request: HttpRequest, name: str) -> HttpResponse:
     platform = visible_platform_or_404(request, name)
-    ctx = {
-        "platform": platform,
-        "operations": platform.operations.select_related("actor")[:20],
-        "links": platform.service_links.all(),
-        "can_manage": is_console_admin(request.user),
-    }
-    return render(request, "platforms/platform_detail.html", ctx)
+    return render(request, "platforms/platform_detail.html", live_context(request, platform))
+
+
+@login_required
+@require_GET
+def platform_status(request: HttpRequest, name: str) -> HttpResponse:
+    """The live fragment the platform page polls; HTTP 286 stops the polling once the state is final."""
+    platform = Platform.objects.visible_to(request.user).select_related("cluster").filter(name=name).first()
+    if platform is None:
+        # Uninstalled while someone watched: send them to the list instead of polling a 404.
+        response = HttpResponseClientRedirect(reverse("platform_list"))
+        response.status_code = 286
+        return response
+    ctx = live_context(request, platform)
+    if not ctx["final"] and platform.status in (Platform.Status.INSTALLING, Platform.Status.UPGRADING):
+        tasks.enqueue_link_sync(platform)
+    response = render(request, "platforms/_platform_live.html", ctx)
+    if ctx["final"]:
+        response.status_code = 286
+    return response
+
+
+@login_required
+@require_POST
+def platform_retry(request: HttpRequest, name: str) -> HttpResponse:
+    """Retry a failed platform: run its last failed operation again (an install if it never had one)."""
+    require_console_admin(request.user, "retry platform operations")
+    platform = visible_platform_or_404(request, name)
+    if platform.status != Platform.Status.FAILED:
+        messages.error(request, f"{platform.name} has not failed; there is nothing to retry.")
+        return redirect(platform)
+    last = platform.operations.first()
+    kind = last.kind if last else Operation.Kind.INSTALL
+    if kind == Operation.Kind.INSTALL and platform.operations.filter(state=Operation.State.SUCCEEDED).exists():
+        kind = Operation.Kind.UPGRADE
+    try:
+        with transaction.atomic():
+            tasks.request_and_enqueue(platform, kind, request.user)
+    except PlatformBusy as exc:
+        messages.error(request, str(exc))
+    else:
+        AuditEvent.record(request.user, "platform.retry", platform.name, kind)
+        messages.success(request, f"{kind.capitalize()} of {platform.name} requested again.")
+    return redirect(platform)
+
+
+@login_required
+@require_GET
+def service_redirect(request: HttpRequest, name: str, service: str) -> HttpResponse:
+    """Click-through to a service: only to its recorded link, and only for users allowed to reach it."""
+    if service not in SERVICES:
+        raise Http404("No such service.")
+    platform = get_object_or_404(Platform, name=name)
+    if not may_reach_service(request.user, platform.name, service):
+        raise PermissionDenied(f"You are not in a group that may use {service} of {platform.name}. Ask an admin.")
+    link = platform.service_links.filter(name=service).first()
+    if link and link.ready and link.url.startswith(("https://", "http://")):
+        return HttpResponseRedirect(link.url)
+    ctx = {"platform": platform, "service": service, "link": link}
+    return render(request, "platforms/service_waiting.html", ctx, status=503)
 
 
 @login_required
@@ -107,7 +176,7 @@ def platform_edit(request: HttpRequest, name: str) -> HttpResponse:
                 platform = form.save(commit=False)
                 platform.updated_by = request.user
                 platform.save()
-                Operation.objects.request(platform, Operation.Kind.UPGRADE, request.user)
+                tasks.request_and_enqueue(platform, Operation.Kind.UPGRADE, request.user)
         except PlatformBusy as exc:
             form.add_error(None, str(exc))
         else:
@@ -130,7 +199,8 @@ def platform_delete(request: HttpRequest, name: str) -> HttpResponse:
             error = f"Type {platform.name} exactly to confirm."
         else:
             try:
-                Operation.objects.request(platform, Operation.Kind.UNINSTALL, request.user)
+                with transaction.atomic():
+                    tasks.request_and_enqueue(platform, Operation.Kind.UNINSTALL, request.user)
             except PlatformBusy as exc:
                 error = str(exc)
             else:

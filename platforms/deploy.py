@@ -1,0 +1,279 @@
+"""The deploy engine: runs a platform's operations through Helm and records what happened.
+
+Called only from platforms/tasks.py (the worker). Every function takes primary keys, re-reads
+rows, and is safe to run twice: a duplicate delivery of a task finds nothing left to do.
+"""
+
+import logging
+import os
+import secrets
+import socket
+import time
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from platforms.models import Operation, Platform, ServiceLink
+from platforms.services import helm, kube
+from platforms.services.errors import ServiceError
+from platforms.services.types import ReleaseSpec, ServiceLinkInfo
+from platforms.values import ValuesInput, build_values, known_links
+
+logger = logging.getLogger(__name__)
+
+GENERIC_FAILURE = "The operation failed unexpectedly; the error is in the worker's log."
+STATUS_WHILE_RUNNING = {
+    Operation.Kind.INSTALL: Platform.Status.INSTALLING,
+    Operation.Kind.UPGRADE: Platform.Status.UPGRADING,
+    Operation.Kind.UNINSTALL: Platform.Status.UNINSTALLING,
+}
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_operation(operation_id: int) -> None:
+    """Run one queued operation to its end: succeeded, or failed with a message a person can act on."""
+    operation = start(operation_id)
+    if operation is None:
+        return
+    try:
+        if operation.kind == Operation.Kind.UNINSTALL:
+            uninstall(operation)
+        else:
+            install_or_upgrade(operation)
+    except ServiceError as exc:
+        fail(operation, str(exc))
+    except Exception:
+        logger.exception("platform=%s operation=%s failed unexpectedly", operation.platform.name, operation.pk)
+        fail(operation, GENERIC_FAILURE)
+        raise
+
+
+def start(operation_id: int) -> Operation | None:
+    """Move a queued operation to running under the platform's lock; None if it is not queued."""
+    with transaction.atomic():
+        operation = Operation.objects.select_for_update().select_related("platform").filter(pk=operation_id).first()
+        if operation is None or operation.state != Operation.State.QUEUED:
+            return None
+        platform = Platform.objects.select_for_update().get(pk=operation.platform_id)
+        operation.state = Operation.State.RUNNING
+        operation.started_at = timezone.now()
+        operation.worker = worker_id()
+        operation.save(update_fields=["state", "started_at", "worker"])
+        platform.status = STATUS_WHILE_RUNNING[operation.kind]
+        platform.status_message = ""
+        platform.save(update_fields=["status", "status_message", "updated_at"])
+        operation.platform = platform
+    logger.info("platform=%s operation=%s %s started", platform.name, operation.pk, operation.kind)
+    return operation
+
+
+def finish(operation: Operation, output: str, revision: int | None = None) -> None:
+    operation.state = Operation.State.SUCCEEDED
+    operation.finished_at = timezone.now()
+    operation.output = output
+    operation.helm_revision = revision
+    operation.save(update_fields=["state", "finished_at", "output", "helm_revision"])
+    logger.info("platform=%s operation=%s %s succeeded", operation.platform.name, operation.pk, operation.kind)
+
+
+def fail(operation: Operation, message: str) -> None:
+    """Record the failure on the operation and the platform (which a retry can pick up)."""
+    with transaction.atomic():
+        operation.state = Operation.State.FAILED
+        operation.finished_at = timezone.now()
+        operation.error = message
+        operation.save(update_fields=["state", "finished_at", "error"])
+        Platform.objects.filter(pk=operation.platform_id).update(
+            status=Platform.Status.FAILED,
+            status_message=f"{operation.get_kind_display()} failed: {message}",
+            updated_at=timezone.now(),
+        )
+    logger.warning("platform=%s operation=%s failed: %s", operation.platform.name, operation.pk, message)
+
+
+def ensure_secrets(platform: Platform) -> dict[str, str]:
+    """Generate the platform's secrets once; later deploys send the stored ones unchanged."""
+    stored = platform.secrets
+    wanted = {"registry_password": 32, "oidc_client_secret": 32}
+    missing = {name: secrets.token_urlsafe(size) for name, size in wanted.items() if not stored.get(name)}
+    if missing:
+        stored = {**stored, **missing}
+        platform.secrets = stored
+        platform.save(update_fields=["secrets_encrypted"])
+    return stored
+
+
+def values_input(platform: Platform) -> ValuesInput:
+    cluster = platform.cluster
+    stored = ensure_secrets(platform)
+    return ValuesInput(
+        name=platform.name,
+        servers_per_user=platform.servers_per_user,
+        notebook_cpus=platform.notebook_cpus,
+        notebook_ram_gb=platform.notebook_ram_gb,
+        notebook_storage_gb=platform.notebook_storage_gb,
+        registry_storage_gb=platform.registry_storage_gb,
+        exposure=cluster.exposure,
+        ingress_base_domain=cluster.ingress_base_domain,
+        ingress_class=cluster.ingress_class,
+        ingress_tls=cluster.ingress_tls,
+        registry_password=stored["registry_password"],
+        oidc_client_id=f"binderhub-{platform.name}",
+        oidc_client_secret=stored["oidc_client_secret"],
+        oidc_issuer=settings.OIDC_OP_ISSUER,
+        admin_group=settings.ADMIN_GROUP,
+        links=platform.ready_links(),
+    )
+
+
+def install_or_upgrade(operation: Operation) -> None:
+    platform = operation.platform
+    spec = values_input(platform)
+    recovered = helm.get_helm().recover_interrupted(platform.name, platform.cluster.access())
+    release = helm.get_helm().install_or_upgrade(
+        ReleaseSpec(
+            name=platform.name,
+            chart=settings.APP_CHART_NAME,
+            repo=settings.APP_CHART_REPO_URL,
+            version=platform.app_version,
+            cluster=platform.cluster.access(),
+            values=build_values(spec),
+        )
+    )
+    Platform.objects.filter(pk=platform.pk).update(deployed_links=known_links(spec))
+    output = "\n".join(
+        part for part in (recovered, f"Helm revision {release.revision}: {release.status}.", release.notes) if part
+    )
+    finish(operation, output, release.revision)
+
+
+def uninstall(operation: Operation) -> None:
+    """Uninstall the release, delete the namespace, wait until it is gone, then forget the platform."""
+    platform = operation.platform
+    access = platform.cluster.access()
+    helm.get_helm().uninstall(platform.name, access)
+    phase = kube.get_kube().delete_namespace(access, platform.name)
+    deadline = time.monotonic() + settings.NAMESPACE_DELETE_TIMEOUT_SECONDS
+    while phase != "Gone" and time.monotonic() < deadline:
+        time.sleep(1)
+        phase = kube.get_kube().namespace_phase(access, platform.name)
+    if phase != "Gone":
+        raise StuckNamespace(
+            f"The release is uninstalled, but namespace {platform.name} is still {phase} after "
+            f"{settings.NAMESPACE_DELETE_TIMEOUT_SECONDS}s: something on the cluster holds a finalizer "
+            f"(see `kubectl get all,pvc -n {platform.name}`). Retry to check again."
+        )
+    finish(operation, f"Release and namespace {platform.name} removed.")
+    logger.info("platform=%s removed from cluster %s", platform.name, platform.cluster.name)
+    platform.delete()
+
+
+class StuckNamespace(ServiceError):
+    """The namespace did not go away in time."""
+
+
+def sync_service_links(platform_id: int) -> bool:
+    """Record the platform's service links from the cluster; return True if an upgrade must follow.
+
+    - links changed what the values need (JupyterHub's URL is known only once Zenith has it):
+      True, so the caller requests a follow-up upgrade that sets hub_url and the OAuth callbacks;
+    - every service ready and the values up to date: the platform is Deployed.
+    """
+    platform = Platform.objects.select_related("cluster").filter(pk=platform_id).first()
+    if platform is None or platform.status not in (Platform.Status.INSTALLING, Platform.Status.UPGRADING):
+        return False
+    found = kube.get_kube().service_links(platform.cluster.access(), platform.name, platform.cluster.exposure)
+    record_links(platform, found)
+    if platform.operations.filter(state__in=Operation.ACTIVE_STATES).exists():
+        return False
+    if platform.ready_links() != platform.deployed_links:
+        return True
+    if found and all(link.ready for link in found):
+        Platform.objects.filter(pk=platform.pk).exclude(status=Platform.Status.DEPLOYED).update(
+            status=Platform.Status.DEPLOYED, status_message="", updated_at=timezone.now()
+        )
+    else:
+        waiting = ", ".join(link.label for link in found if not link.ready) or "its services"
+        Platform.objects.filter(pk=platform.pk).update(
+            status_message=f"Release deployed; waiting for {waiting} to be exposed.", updated_at=timezone.now()
+        )
+    return False
+
+
+def record_links(platform: Platform, found: list[ServiceLinkInfo]) -> None:
+    now = timezone.now()
+    for info in found:
+        ServiceLink.objects.update_or_create(
+            platform=platform,
+            name=info.name,
+            defaults={"label": info.label, "icon": info.icon, "url": info.url, "ready": info.ready, "seen_at": now},
+        )
+    ServiceLink.objects.filter(platform=platform).exclude(name__in=[info.name for info in found]).delete()
+
+
+def orphaned_operations() -> list[int]:
+    """Operations left running by a dead worker (or queued so long their task was lost), reset to queued.
+
+    A worker on this host is dead when its pid is gone; on another host, when the operation has
+    run longer than the task timeout (django-q2 would have killed it by then).
+    """
+    now = timezone.now()
+    here = socket.gethostname()
+    stale_after = timezone.timedelta(seconds=settings.Q_CLUSTER["timeout"] + 60)
+    reset = []
+    for operation in Operation.objects.filter(state=Operation.State.RUNNING):
+        host, _, pid = operation.worker.partition(":")
+        dead = (host == here and not pid_alive(pid)) or (
+            operation.started_at and now - operation.started_at > stale_after
+        )
+        if dead:
+            updated = Operation.objects.filter(pk=operation.pk, state=Operation.State.RUNNING, worker=operation.worker)
+            if updated.update(state=Operation.State.QUEUED, worker="", started_at=None):
+                reset.append(operation.pk)
+    lost_after = now - timezone.timedelta(seconds=settings.QUEUED_OPERATION_GRACE_SECONDS)
+    lost = Operation.objects.filter(state=Operation.State.QUEUED, requested_at__lt=lost_after)
+    return reset + list(lost.values_list("pk", flat=True))
+
+
+def pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def platforms_waiting_for_links() -> list[int]:
+    """Platforms whose release is deployed but whose services are not all exposed yet."""
+    waiting = Platform.objects.filter(status__in=[Platform.Status.INSTALLING, Platform.Status.UPGRADING])
+    waiting = waiting.exclude(operations__state__in=Operation.ACTIVE_STATES)
+    return list(waiting.values_list("pk", flat=True))
+
+
+def check_releases() -> None:
+    """Mark Deployed platforms Failed when their Helm release is gone or broken on the cluster."""
+    deployed = Platform.objects.filter(status=Platform.Status.DEPLOYED).select_related("cluster")
+    for platform in deployed.exclude(operations__state__in=Operation.ACTIVE_STATES):
+        try:
+            release = helm.get_helm().release(platform.name, platform.cluster.access())
+        except ServiceError as exc:
+            logger.warning("platform=%s release not checked: %s", platform.name, exc)
+            continue
+        if release is None:
+            message = "The Helm release is missing from the cluster. Retry to install it again."
+        elif release.status != "deployed":
+            message = (
+                f"Helm reports the release as {release.status} (revision {release.revision}). Retry to upgrade it."
+            )
+        else:
+            continue
+        Platform.objects.filter(pk=platform.pk, status=Platform.Status.DEPLOYED).update(
+            status=Platform.Status.FAILED, status_message=message, updated_at=timezone.now()
+        )
+        logger.warning("platform=%s disagrees with Helm: %s", platform.name, message)

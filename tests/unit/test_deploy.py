@@ -1,0 +1,181 @@
+"""The deploy engine with in-memory Helm and Kubernetes: states, links, follow-ups, failures, recovery."""
+
+import os
+
+import pytest
+from django.utils import timezone
+
+from platforms import deploy, tasks
+from platforms.models import Operation, Platform
+from platforms.services import helm, kube
+from platforms.services.errors import BadInput, Unavailable
+from platforms.services.fakes import FakeDeployKube, FakeHelm
+from platforms.services.types import ServiceLinkInfo
+
+
+@pytest.fixture
+def fake_helm(monkeypatch) -> FakeHelm:
+    fake = FakeHelm()
+    monkeypatch.setattr(helm, "get_helm", lambda: fake)
+    return fake
+
+
+@pytest.fixture
+def fake_cluster(monkeypatch) -> FakeDeployKube:
+    fake = FakeDeployKube()
+    monkeypatch.setattr(kube, "get_kube", lambda: fake)
+    return fake
+
+
+@pytest.fixture
+def enqueued(monkeypatch) -> list[int]:
+    """Operations handed to the worker (captured instead of queued)."""
+    handed = []
+    monkeypatch.setattr(tasks, "enqueue_operation", handed.append)
+    return handed
+
+
+def link(name: str, ready: bool) -> ServiceLinkInfo:
+    return ServiceLinkInfo(
+        name=name, label=name.capitalize(), icon="", url=f"https://{name}.zenith.example" if ready else "", ready=ready
+    )
+
+
+def request(platform: Platform, kind: str, actor=None) -> Operation:
+    return Operation.objects.request(platform, kind, actor)
+
+
+def test_install_runs_helm_with_complete_values_and_waits_for_links(platform, fake_helm, fake_cluster, enqueued):
+    operation = request(platform, "install")
+    fake_cluster.cluster.links["demo"] = [link("binderhub", False), link("jupyterhub", False)]
+    tasks.run_operation(operation.pk)
+    operation.refresh_from_db()
+    platform.refresh_from_db()
+    assert (operation.state, operation.helm_revision) == ("succeeded", 1)
+    assert operation.worker.endswith(f":{os.getpid()}")
+    spec = fake_helm.specs[0]
+    assert (spec.name, spec.chart, spec.version) == ("demo", "binderhub-platform", "0.1.0")
+    assert set(spec.values) == {"platform", "binderhub", "docker-registry"}
+    assert platform.status == Platform.Status.INSTALLING
+    assert "waiting for Binderhub, Jupyterhub to be exposed" in platform.status_message
+    assert enqueued == []
+
+
+def test_links_becoming_ready_bring_a_follow_up_upgrade_then_deployed(
+    platform, fake_helm, fake_cluster, enqueued, django_capture_on_commit_callbacks
+):
+    tasks.run_operation(request(platform, "install").pk)
+    fake_cluster.cluster.links["demo"] = [link("binderhub", True), link("jupyterhub", True)]
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.sync_links(platform.pk)
+    follow_up = Operation.objects.get(pk=enqueued[0])
+    assert (follow_up.kind, follow_up.actor) == ("upgrade", None)
+    tasks.run_operation(follow_up.pk)
+    hub = fake_helm.specs[-1].values["binderhub"]
+    assert hub["config"]["BinderHub"]["hub_url"] == "https://jupyterhub.zenith.example"
+    platform.refresh_from_db()
+    assert platform.status == Platform.Status.DEPLOYED
+    assert platform.ready_links() == {
+        "binderhub": "https://binderhub.zenith.example",
+        "jupyterhub": "https://jupyterhub.zenith.example",
+    }
+    assert len(enqueued) == 1  # no further follow-up once the values match the links
+
+
+def test_generated_secrets_are_created_once_and_sent_unchanged(platform, fake_helm, fake_cluster, enqueued):
+    tasks.run_operation(request(platform, "install").pk)
+    first = platform.__class__.objects.get(pk=platform.pk).secrets
+    Platform.objects.filter(pk=platform.pk).update(status="deployed")
+    tasks.run_operation(request(platform, "upgrade").pk)
+    assert Platform.objects.get(pk=platform.pk).secrets == first
+    passwords = [s.values["docker-registry"]["secrets"]["htpasswd"]["password"] for s in fake_helm.specs]
+    assert passwords == [first["registry_password"]] * 2
+    assert "registry_password" not in platform.secrets_encrypted
+
+
+def test_helm_error_fails_the_platform_with_the_message(platform, fake_helm, fake_cluster):
+    fake_helm.error = BadInput("Helm refused the chart or its values: values don't meet the specifications")
+    operation = request(platform, "install")
+    tasks.run_operation(operation.pk)
+    operation.refresh_from_db()
+    platform.refresh_from_db()
+    assert operation.state == "failed"
+    assert "values don't meet" in operation.error
+    assert platform.status == Platform.Status.FAILED
+    assert platform.status_message.startswith("Install failed: Helm refused")
+
+
+def test_unexpected_error_is_logged_generic_and_re_raised(platform, fake_helm, fake_cluster, monkeypatch):
+    monkeypatch.setattr(fake_helm, "install_or_upgrade", lambda spec: 1 / 0)
+    operation = request(platform, "install")
+    with pytest.raises(ZeroDivisionError):
+        tasks.run_operation(operation.pk)
+    operation.refresh_from_db()
+    assert operation.error == deploy.GENERIC_FAILURE
+    assert Platform.objects.get(pk=platform.pk).status == Platform.Status.FAILED
+
+
+def test_running_an_operation_twice_does_nothing_the_second_time(platform, fake_helm, fake_cluster):
+    operation = request(platform, "install")
+    tasks.run_operation(operation.pk)
+    tasks.run_operation(operation.pk)
+    assert len(fake_helm.specs) == 1
+
+
+def test_uninstall_removes_release_namespace_and_platform(platform, fake_helm, fake_cluster):
+    tasks.run_operation(request(platform, "install").pk)
+    fake_cluster.cluster.namespaces["demo"] = "Active"
+    Platform.objects.filter(pk=platform.pk).update(status="deployed")
+    tasks.run_operation(request(platform, "uninstall").pk)
+    assert "demo" not in fake_helm.releases
+    assert fake_cluster.cluster.namespaces == {}
+    assert not Platform.objects.filter(pk=platform.pk).exists()
+
+
+def test_namespace_stuck_terminating_fails_with_a_clear_message(platform, fake_helm, fake_cluster, settings):
+    settings.NAMESPACE_DELETE_TIMEOUT_SECONDS = 0
+    fake_cluster.cluster.namespaces["demo"] = "Active"
+    fake_cluster.cluster.stuck_namespaces.add("demo")
+    tasks.run_operation(request(platform, "uninstall").pk)
+    platform.refresh_from_db()
+    assert platform.status == Platform.Status.FAILED
+    assert "namespace demo is still Terminating" in platform.status_message
+    assert "Retry" in platform.status_message
+
+
+def test_unreachable_cluster_fails_the_uninstall(platform, fake_helm, fake_cluster):
+    fake_helm.error = Unavailable("Helm failed: Kubernetes cluster unreachable")
+    tasks.run_operation(request(platform, "uninstall").pk)
+    platform.refresh_from_db()
+    assert platform.status == Platform.Status.FAILED
+    assert "cluster unreachable" in platform.status_message
+
+
+def test_reconcile_requeues_an_operation_whose_worker_died(platform, enqueued):
+    operation = request(platform, "install")
+    Operation.objects.filter(pk=operation.pk).update(
+        state="running", worker=f"{deploy.socket.gethostname()}:999999", started_at=timezone.now()
+    )
+    tasks.reconcile()
+    operation.refresh_from_db()
+    assert (operation.state, operation.worker) == ("queued", "")
+    assert enqueued == [operation.pk]
+
+
+def test_reconcile_leaves_an_operation_of_a_live_worker_alone(platform, enqueued):
+    operation = request(platform, "install")
+    Operation.objects.filter(pk=operation.pk).update(
+        state="running", worker=deploy.worker_id(), started_at=timezone.now()
+    )
+    tasks.reconcile()
+    operation.refresh_from_db()
+    assert operation.state == "running"
+    assert enqueued == []
+
+
+def test_reconcile_marks_a_deployed_platform_without_release_failed(platform, fake_helm, fake_cluster, enqueued):
+    Platform.objects.filter(pk=platform.pk).update(status="deployed")
+    tasks.reconcile()
+    platform.refresh_from_db()
+    assert platform.status == Platform.Status.FAILED
+    assert "release is missing" in platform.status_message

@@ -1,0 +1,128 @@
+"""Live status polling, retry, and the click-through to a platform's services."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from platforms import tasks
+from platforms.models import Operation, Platform, ServiceLink
+from tests.conftest import make_user
+
+
+@pytest.fixture
+def links(platform):
+    ServiceLink.objects.create(
+        platform=platform, name="binderhub", label="BinderHub", url="https://b.example", ready=True
+    )
+    ServiceLink.objects.create(platform=platform, name="jupyterhub", label="JupyterHub", url="", ready=False)
+
+
+def status(client: Client):
+    return client.get(reverse("platform_status", args=["demo"]), headers={"HX-Request": "true"})
+
+
+def test_status_fragment_keeps_polling_while_an_operation_runs(admin_client, admin_user, platform):
+    Operation.objects.request(platform, "install", admin_user)
+    response = status(admin_client)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in body
+    assert 'hx-trigger="every 2s"' in body
+    assert "Pending" in body
+
+
+def test_status_fragment_stops_polling_with_286_when_final(admin_client, platform):
+    Platform.objects.filter(pk=platform.pk).update(status="deployed")
+    response = status(admin_client)
+    assert response.status_code == 286
+    assert "every 2s" not in response.content.decode()
+
+
+def test_status_of_a_platform_waiting_for_links_asks_the_worker_to_look(admin_client, platform, monkeypatch):
+    Platform.objects.filter(pk=platform.pk).update(status="installing")
+    asked = []
+    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: asked.append(args))
+    status(admin_client)
+    status(admin_client)  # within LINK_SYNC_MIN_INTERVAL: not asked again
+    assert asked == [("platforms.tasks.sync_links", platform.pk)]
+
+
+def test_status_of_a_removed_platform_redirects_to_the_list(admin_client):
+    response = admin_client.get(reverse("platform_status", args=["gone"]), headers={"HX-Request": "true"})
+    assert response.status_code == 286
+    assert response["HX-Redirect"] == reverse("platform_list")
+
+
+def test_status_is_hidden_from_outsiders(outsider_client, platform):
+    assert status(outsider_client)["HX-Redirect"] == reverse("platform_list")
+
+
+def test_operation_log_is_shown(admin_client, admin_user, platform):
+    operation = Operation.objects.request(platform, "install", admin_user)
+    Operation.objects.filter(pk=operation.pk).update(state="failed", error="Helm failed: boom")
+    Platform.objects.filter(pk=platform.pk).update(status="failed", status_message="Install failed: Helm failed: boom")
+    body = admin_client.get(reverse("platform_detail", args=["demo"])).content.decode()
+    assert "Helm failed: boom" in body
+    assert reverse("platform_retry", args=["demo"]) in body
+
+
+def test_retry_requests_the_failed_operation_again(admin_client, admin_user, platform):
+    operation = Operation.objects.request(platform, "install", admin_user)
+    Operation.objects.filter(pk=operation.pk).update(state="failed")
+    Platform.objects.filter(pk=platform.pk).update(status="failed")
+    response = admin_client.post(reverse("platform_retry", args=["demo"]))
+    assert response.status_code == 302
+    assert platform.operations.filter(state="queued", kind="install").exists()
+
+
+def test_retry_of_a_healthy_platform_is_refused(admin_client, platform):
+    Platform.objects.filter(pk=platform.pk).update(status="deployed")
+    admin_client.post(reverse("platform_retry", args=["demo"]))
+    assert not platform.operations.exists()
+
+
+def test_non_admin_cannot_retry(member_client, platform):
+    Platform.objects.filter(pk=platform.pk).update(status="failed")
+    assert member_client.post(reverse("platform_retry", args=["demo"])).status_code == 403
+
+
+def service_url(service: str = "binderhub") -> str:
+    return reverse("service_redirect", args=["demo", service])
+
+
+def test_anonymous_click_through_is_sent_to_sign_in(links):
+    response = Client().get(service_url())
+    assert response["Location"].startswith(reverse("oidc_authentication_init"))
+
+
+@pytest.mark.parametrize("group", ["/platforms/demo", "/platforms/demo/binderhub", "/platform-users", "/admins"])
+def test_allowed_user_is_redirected_to_the_recorded_link(links, group):
+    client = Client()
+    client.force_login(make_user("carol", [group], admin=group == "/admins"))
+    response = client.get(service_url())
+    assert (response.status_code, response["Location"]) == (302, "https://b.example")
+
+
+@pytest.mark.parametrize("group", ["/platforms/demo/jupyterhub", "/platforms/other", "/platforms/demo-2"])
+def test_other_users_get_403(links, group):
+    client = Client()
+    client.force_login(make_user("carol", [group]))
+    assert client.get(service_url()).status_code == 403
+
+
+def test_service_not_ready_shows_a_self_refreshing_waiting_page(admin_client, links):
+    response = admin_client.get(service_url("jupyterhub"))
+    body = response.content.decode()
+    assert response.status_code == 503
+    assert 'http-equiv="refresh"' in body
+    assert "not ready yet" in body
+
+
+def test_unknown_service_is_404_and_never_an_open_redirect(admin_client, links):
+    assert admin_client.get(service_url("evil")).status_code == 404
+    assert admin_client.get(service_url() + "?next=https://evil.example").headers["Location"] == "https://b.example"
+
+
+def test_list_links_go_through_the_click_through(admin_client, links):
+    body = admin_client.get(reverse("platform_list")).content.decode()
+    assert f'href="{service_url()}"' in body
