@@ -1,16 +1,17 @@
-"""Brings the local stack up and down: etcd, kube-apiserver, Keycloak and a chart repository on loopback."""
+"""Brings the local stack up and down on loopback: etcd, kube-apiserver, Keycloak, a chart repository and helpers."""
 
 import base64
 import shutil
 import ssl
+import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from devstack import certs, chart_repo, config, procs, tools
+from devstack import certs, chart_repo, config, crds, procs, tools, volumes
 
-PROCESSES = ("etcd", "kube-apiserver", "keycloak", chart_repo.NAME)
+PROCESSES = ("etcd", "kube-apiserver", "keycloak", chart_repo.NAME, volumes.NAME)
 
 
 def _kube_ssl() -> ssl.SSLContext:
@@ -86,6 +87,15 @@ def up_kube_apiserver() -> None:
         )
     procs.wait_until("kube-apiserver", kube_ready, 120, "ready")
     write_kubeconfig()
+    # The application chart creates Zenith Reservations and Clients: their kinds must be served.
+    crds.apply(config.KUBECONFIG)
+
+
+def up_volume_binder() -> None:
+    """Start the stand-in volume controller (devstack/volumes.py) unless it runs."""
+    if procs.running_pid(volumes.NAME):
+        return
+    procs.start(volumes.NAME, [sys.executable, "-m", "devstack.volumes"], cwd=config.REPO_DIR)
 
 
 def write_kubeconfig() -> Path:
@@ -156,6 +166,7 @@ def up() -> dict[str, str]:
     chart_repo.up()
     up_etcd()
     up_kube_apiserver()
+    up_volume_binder()
     up_keycloak()
     environment = console_env(helm)
     write_env_file(environment)
@@ -193,6 +204,7 @@ def status() -> dict[str, str]:
         "kube-apiserver": kube_ready,
         "keycloak": keycloak_ready,
         chart_repo.NAME: chart_repo.ready,
+        volumes.NAME: lambda: True,  # it has no endpoint; running is all there is to know
     }
     result = {}
     for name in PROCESSES:

@@ -9,6 +9,7 @@ import os
 import secrets
 import socket
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from platforms.models import Operation, Platform, ServiceLink
 from platforms.services import helm, kube
-from platforms.services.errors import ServiceError
+from platforms.services.errors import Conflict, ServiceError
 from platforms.services.types import ReleaseSpec, ServiceLinkInfo
 from platforms.values import ValuesInput, build_values, known_links
 
@@ -133,17 +134,23 @@ def values_input(platform: Platform) -> ValuesInput:
 def install_or_upgrade(operation: Operation) -> None:
     platform = operation.platform
     spec = values_input(platform)
-    recovered = helm.get_helm().recover_interrupted(platform.name, platform.cluster.access())
-    release = helm.get_helm().install_or_upgrade(
-        ReleaseSpec(
-            name=platform.name,
-            chart=settings.APP_CHART_NAME,
-            repo=settings.APP_CHART_REPO_URL,
-            version=platform.app_version,
-            cluster=platform.cluster.access(),
-            values=build_values(spec),
-        )
+    release_spec = ReleaseSpec(
+        name=platform.name,
+        chart=settings.APP_CHART_NAME,
+        repo=settings.APP_CHART_REPO_URL,
+        version=platform.app_version,
+        cluster=platform.cluster.access(),
+        values=build_values(spec),
     )
+    recovered = ""
+    try:
+        release = helm.get_helm().install_or_upgrade(release_spec)
+    except Conflict:
+        # A helm killed mid-change (a dead worker) left the release pending: clear it, try once more.
+        recovered = helm.get_helm().recover_interrupted(platform.name, release_spec.cluster)
+        if not recovered:
+            raise
+        release = helm.get_helm().install_or_upgrade(release_spec)
     Platform.objects.filter(pk=platform.pk).update(deployed_links=known_links(spec))
     output = "\n".join(
         part for part in (recovered, f"Helm revision {release.revision}: {release.status}.", release.notes) if part
@@ -240,13 +247,18 @@ def orphaned_operations() -> list[int]:
 
 
 def pid_alive(pid: str) -> bool:
+    """True if the process runs; a killed worker may linger as a zombie, which counts as dead."""
     try:
         os.kill(int(pid), 0)
     except (ValueError, ProcessLookupError):
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def platforms_waiting_for_links() -> list[int]:

@@ -1,6 +1,12 @@
-"""Installs, upgrades and removes Helm releases through pyhelm3 and the helm CLI."""
+"""Installs, upgrades and removes Helm releases through pyhelm3 and the helm CLI.
+
+We drive pyhelm3's `Command` (its public layer over the helm CLI) rather than its `Client`: the
+Client runs `helm version` on every construction and `helm show chart` before every install,
+three helm processes where one does. Deploy latency is a product target (bench/).
+"""
 
 import logging
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -8,26 +14,34 @@ from functools import cache
 from pathlib import Path
 
 import pyhelm3
+import semver
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from platforms.services.errors import BadInput, NotFound, Unavailable
+from platforms.services.errors import BadInput, Conflict, NotFound, Unavailable
 from platforms.services.types import ClusterAccess, ReleaseInfo, ReleaseSpec
 
 logger = logging.getLogger(__name__)
 
+# helm's messages for a chart or values it refuses, and for a release another helm is changing.
+REFUSED = ("values don't meet the specifications", "failed to render chart", "execution error", "is invalid")
+IN_PROGRESS = "another operation (install/upgrade/rollback) is in progress"
+
 
 class HelmService:
-    """Wraps pyhelm3 (which is async) once, with async_to_sync, for the synchronous worker."""
+    """Verb methods on releases; each call names the cluster it works on."""
 
     def __init__(self, executable: str, timeout_seconds: int):
         self.executable = executable
         self.timeout_seconds = timeout_seconds
+        self._atomic_flag: str | None = None
 
     def install_or_upgrade(self, spec: ReleaseSpec) -> ReleaseInfo:
-        """Install the release, or upgrade it with the complete values; atomic, so a failure rolls back.
+        """`helm upgrade --install` with the complete values, atomic so a failed upgrade rolls back.
 
-        Raises BadInput when the chart or values are refused, Unavailable when helm or the cluster fails.
+        Raises BadInput when the chart or values are refused (schema, render), NotFound when the
+        chart or version is not in the repository, Conflict when another helm is changing the
+        release, Unavailable when helm or the cluster fails otherwise.
         """
         return async_to_sync(self._install_or_upgrade)(spec)
 
@@ -54,94 +68,102 @@ class HelmService:
         async_to_sync(self._rollback)(name, cluster)
         return f"Rolled back the interrupted {release.status.removeprefix('pending-')} of revision {release.revision}."
 
+    def atomic_flag(self) -> str:
+        """helm v3 calls it --atomic; v4 renamed it --rollback-on-failure (asked once per service)."""
+        if self._atomic_flag is None:
+            version = pyhelm3.Command(executable=self.executable).client_version()
+            self._atomic_flag = "--atomic" if version < semver.VersionInfo.parse("4.0.0") else "--rollback-on-failure"
+        return self._atomic_flag
+
+    async def _install_or_upgrade(self, spec: ReleaseSpec) -> ReleaseInfo:
+        with self._command(spec.cluster) as helm:
+            try:
+                status = await helm.install_or_upgrade(
+                    spec.name,
+                    spec.chart,
+                    spec.values,
+                    repo=spec.repo or None,
+                    version=spec.version or None,
+                    namespace=spec.namespace,
+                    create_namespace=True,
+                    atomic=True,
+                    atomic_arg=self.atomic_flag(),
+                    timeout=f"{self.timeout_seconds}s",
+                )
+            except pyhelm3.errors.Error as exc:
+                raise _translate(exc) from None
+        return _release_info(spec.name, status)
+
+    async def _uninstall(self, name: str, cluster: ClusterAccess) -> None:
+        with self._command(cluster) as helm:
+            try:
+                await helm.uninstall(name, namespace=name, timeout=f"{self.timeout_seconds}s")
+            except pyhelm3.errors.ReleaseNotFoundError:
+                return
+            except pyhelm3.errors.Error as exc:
+                raise _translate(exc) from None
+
+    async def _release(self, name: str, cluster: ClusterAccess) -> ReleaseInfo | None:
+        with self._command(cluster) as helm:
+            try:
+                status = await helm.status(name, namespace=name)
+            except pyhelm3.errors.ReleaseNotFoundError:
+                return None
+            except pyhelm3.errors.Error as exc:
+                raise _translate(exc) from None
+        return _release_info(name, status)
+
     async def _rollback(self, name: str, cluster: ClusterAccess) -> None:
-        with _kubeconfig_file(cluster) as path:
-            command = pyhelm3.Command(
+        with self._command(cluster) as helm:
+            try:
+                await helm.rollback(name, None, namespace=name)
+            except pyhelm3.errors.Error as exc:
+                raise _translate(exc) from None
+
+    @contextmanager
+    def _command(self, cluster: ClusterAccess) -> Iterator[pyhelm3.Command]:
+        """A helm command bound to the cluster, through a private kubeconfig file for this call."""
+        if not Path(self.executable).is_file() and not shutil.which(self.executable):
+            raise Unavailable(f"The helm executable {self.executable!r} was not found; set HELM_EXECUTABLE.")
+        with tempfile.TemporaryDirectory(prefix="binderadmin-helm-") as folder:
+            path = Path(folder) / "kubeconfig"
+            path.touch(mode=0o600)
+            path.write_text(cluster.kubeconfig)
+            yield pyhelm3.Command(
                 executable=self.executable,
                 kubeconfig=path,
                 kubecontext=cluster.context or None,
                 default_timeout=f"{self.timeout_seconds}s",
             )
-            try:
-                await command.rollback(name, None, namespace=name)
-            except pyhelm3.errors.Error as exc:
-                raise _translate(exc) from None
 
-    async def _release(self, name: str, cluster: ClusterAccess) -> ReleaseInfo | None:
-        with _kubeconfig_file(cluster) as path:
-            helm = self._client(path, cluster.context)
-            try:
-                revision = await helm.get_current_revision(name, namespace=name)
-            except pyhelm3.errors.ReleaseNotFoundError:
-                return None
-            except pyhelm3.errors.Error as exc:
-                raise _translate(exc) from None
-        return ReleaseInfo(name=name, namespace=name, revision=revision.revision, status=revision.status.value)
 
-    async def _install_or_upgrade(self, spec: ReleaseSpec) -> ReleaseInfo:
-        with _kubeconfig_file(spec.cluster) as path:
-            helm = self._client(path, spec.cluster.context)
-            try:
-                chart = await helm.get_chart(spec.chart, repo=spec.repo or None, version=spec.version or None)
-                revision = await helm.install_or_upgrade_release(
-                    spec.name,
-                    chart,
-                    spec.values,
-                    namespace=spec.namespace,
-                    create_namespace=True,
-                    atomic=True,
-                    timeout=f"{self.timeout_seconds}s",
-                )
-            except pyhelm3.errors.Error as exc:
-                raise _translate(exc) from None
-        return ReleaseInfo(
-            name=spec.name,
-            namespace=spec.namespace,
-            revision=revision.revision,
-            status=revision.status.value,
-            chart_version=chart.metadata.version,
-            notes=revision.notes or "",
-        )
-
-    async def _uninstall(self, name: str, cluster: ClusterAccess) -> None:
-        with _kubeconfig_file(cluster) as path:
-            helm = self._client(path, cluster.context)
-            try:
-                await helm.uninstall_release(name, namespace=name, wait=False, timeout=f"{self.timeout_seconds}s")
-            except pyhelm3.errors.Error as exc:
-                raise _translate(exc) from None
-
-    def _client(self, kubeconfig: Path, context: str) -> pyhelm3.Client:
-        try:
-            return pyhelm3.Client(
-                executable=self.executable,
-                kubeconfig=kubeconfig,
-                kubecontext=context or None,
-                default_timeout=f"{self.timeout_seconds}s",
-            )
-        except (AssertionError, OSError) as exc:
-            raise Unavailable(f"The helm executable {self.executable!r} cannot be run: {exc}") from None
+def _release_info(name: str, status: dict) -> ReleaseInfo:
+    info = status.get("info") or {}
+    metadata = (status.get("chart") or {}).get("metadata") or {}
+    return ReleaseInfo(
+        name=name,
+        namespace=status.get("namespace", name),
+        revision=int(status.get("version", 0)),
+        status=info.get("status", "unknown"),
+        chart_version=metadata.get("version", ""),
+        notes=info.get("notes", "") or "",
+    )
 
 
 def _translate(exc: "pyhelm3.errors.Error") -> Exception:
-    """Turn a pyhelm3 error into ours; pyhelm3 only classifies some messages, so read the rest."""
+    """Turn a pyhelm3 error into ours; pyhelm3 classifies only some messages, so read the rest."""
     message = (exc.stderr or b"").decode(errors="replace").strip() or str(exc)
-    if isinstance(exc, pyhelm3.errors.ChartNotFoundError) or "not found" in message.lower():
-        return NotFound(f"Helm could not find the chart: {message}")
-    if isinstance(exc, pyhelm3.errors.FailedToRenderChartError | pyhelm3.errors.InvalidResourceError):
+    lowered = message.lower()
+    if isinstance(exc, pyhelm3.errors.FailedToRenderChartError | pyhelm3.errors.InvalidResourceError) or any(
+        marker in lowered for marker in REFUSED
+    ):
         return BadInput(f"Helm refused the chart or its values: {message}")
+    if isinstance(exc, pyhelm3.errors.ChartNotFoundError) or "not found" in lowered:
+        return NotFound(f"Helm could not find the chart: {message}")
+    if IN_PROGRESS in lowered:
+        return Conflict(f"Another Helm operation is changing this release: {message}")
     logger.warning("helm failed: %s", message)
     return Unavailable(f"Helm failed: {message}")
-
-
-@contextmanager
-def _kubeconfig_file(cluster: ClusterAccess) -> Iterator[Path]:
-    """A private temporary file holding the kubeconfig for the duration of one helm call."""
-    with tempfile.TemporaryDirectory(prefix="binderadmin-helm-") as folder:
-        path = Path(folder) / "kubeconfig"
-        path.touch(mode=0o600)
-        path.write_text(cluster.kubeconfig)
-        yield path
 
 
 @cache

@@ -1,6 +1,7 @@
 """The local chart repository publishes the application chart, and the real helm installs it from there."""
 
 import uuid
+from decimal import Decimal
 
 import pytest
 import yaml
@@ -12,10 +13,12 @@ from platforms.services import charts
 from platforms.services.charts import ChartRepository, app_versions
 from platforms.services.helm import HelmService
 from platforms.services.types import ClusterAccess, ReleaseSpec
+from platforms.values import ValuesInput, build_values
 
 pytestmark = pytest.mark.integration
 
 CHART = "binderhub-platform"
+ZENITH = ("zenith.stackhpc.com", "v1alpha1")
 
 
 @pytest.fixture
@@ -47,26 +50,47 @@ def test_app_versions_read_the_devstack_repo(repo_url, settings):
 def test_helm_installs_and_upgrades_the_chart_from_the_repo(repo_url, kubeconfig_text, helm_executable):
     cluster = ClusterAccess(kubeconfig=kubeconfig_text, context="devstack")
     helm = HelmService(helm_executable, timeout_seconds=120)
-    api = client.CoreV1Api(config.new_client_from_config_dict(yaml.safe_load(kubeconfig_text)))
+    api_client = config.new_client_from_config_dict(yaml.safe_load(kubeconfig_text))
+    api = client.CoreV1Api(api_client)
+    custom = client.CustomObjectsApi(api_client)
     name = f"chart-repo-{uuid.uuid4().hex[:8]}"
+    values = build_values(
+        ValuesInput(
+            name=name,
+            servers_per_user=3,
+            notebook_cpus=Decimal("1"),
+            notebook_ram_gb=2,
+            notebook_storage_gb=10,
+            registry_storage_gb=10,
+        )
+    )
 
     def spec(version: str) -> ReleaseSpec:
-        return ReleaseSpec(name=name, chart=CHART, repo=repo_url, version=version, cluster=cluster)
+        return ReleaseSpec(name=name, chart=CHART, repo=repo_url, version=version, cluster=cluster, values=values)
+
+    def reservation_labels() -> dict:
+        return custom.get_namespaced_custom_object(*ZENITH, name, "reservations", "binderhub")["metadata"]["labels"]
 
     try:
         first = helm.install_or_upgrade(spec("0.1.0"))
         assert (first.revision, first.status, first.chart_version) == (1, "deployed", "0.1.0")
-        labels = api.read_namespaced_config_map(f"{name}-binderhub-platform", name).metadata.labels
-        assert labels == {"app.kubernetes.io/managed-by": "Helm", "app.kubernetes.io/version": "0.1.0"}
+        assert reservation_labels() == {
+            "app.kubernetes.io/managed-by": "Helm",  # Helm sets it on everything it installs
+            "app.kubernetes.io/part-of": "binderadmin",
+            "binderadmin.io/platform": name,
+            "binderadmin.io/service": "binderhub",
+            "helm.sh/chart": "binderhub-platform-0.1.0",
+        }
 
         second = helm.install_or_upgrade(spec("0.2.0"))
         assert (second.revision, second.chart_version) == (2, "0.2.0")
-        labels = api.read_namespaced_config_map(f"{name}-binderhub-platform", name).metadata.labels
-        assert labels["app.kubernetes.io/version"] == "0.2.0"
+        assert reservation_labels()["helm.sh/chart"] == "binderhub-platform-0.2.0"
 
         helm.uninstall(name, cluster)
-        assert f"{name}-binderhub-platform" not in [
-            cm.metadata.name for cm in api.list_namespaced_config_map(name).items
-        ]
+        assert custom.list_namespaced_custom_object(*ZENITH, name, "reservations")["items"] == []
+        assert "hub" not in [cm.metadata.name for cm in api.list_namespaced_config_map(name).items]
     finally:
-        api.delete_namespace(name)
+        try:
+            helm.uninstall(name, cluster)
+        finally:
+            api.delete_namespace(name)

@@ -1,0 +1,169 @@
+"""The deploy engine against the real helm, chart repository and kube-apiserver of the local stack.
+
+The test plays the Zenith operator by patching the Reservations' status, as ARCHITECTURE.md says.
+"""
+
+import contextlib
+import json
+import subprocess
+import uuid
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+from platforms import tasks
+from platforms.models import Operation, Platform
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def handed_to_worker(monkeypatch) -> list[int]:
+    """Operations the engine hands to the worker, captured so the test runs them itself."""
+    handed: list[int] = []
+    monkeypatch.setattr(tasks, "enqueue_operation", handed.append)
+    return handed
+
+
+@pytest.fixture
+def new_platform(local_cluster, admin_user, real_services, kubeconfig_text):
+    name = f"it-{uuid.uuid4().hex[:6]}"
+    platform = Platform.objects.create(
+        name=name, cluster=local_cluster, app_version="0.1.0", created_by=admin_user, updated_by=admin_user
+    )
+    yield platform
+    helm_cli(kubeconfig_text, "uninstall", name, "-n", name, check=False)
+    with contextlib.suppress(client.ApiException):
+        core(kubeconfig_text).delete_namespace(name)
+
+
+def api_client(kubeconfig_text: str) -> client.ApiClient:
+    return config.new_client_from_config_dict(yaml.safe_load(kubeconfig_text))
+
+
+def core(kubeconfig_text: str) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client(kubeconfig_text))
+
+
+def helm_cli(kubeconfig_text: str, *args: str, check: bool = True) -> str:
+    from devstack import config as devstack_config
+    from devstack import tools
+
+    result = subprocess.run(
+        [str(tools.helm()), *args, "--kubeconfig", str(devstack_config.KUBECONFIG)],
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+    return result.stdout
+
+
+def release_values(kubeconfig_text: str, name: str) -> dict:
+    return json.loads(helm_cli(kubeconfig_text, "get", "values", name, "-n", name, "-o", "json"))
+
+
+def play_zenith_operator(kubeconfig_text: str, namespace: str) -> dict[str, str]:
+    """Mark the platform's Reservations Ready with an FQDN, as the Zenith operator would."""
+    objects = client.CustomObjectsApi(api_client(kubeconfig_text))
+    fqdns = {}
+    for service in ("binderhub", "jupyterhub"):
+        fqdn = f"{service}-{namespace}.zenith.example.org"
+        objects.patch_namespaced_custom_object_status(
+            "zenith.stackhpc.com",
+            "v1alpha1",
+            namespace,
+            "reservations",
+            service,
+            {"status": {"phase": "Ready", "subdomain": f"{service}-{namespace}", "fqdn": fqdn}},
+        )
+        fqdns[service] = f"https://{fqdn}"
+    return fqdns
+
+
+def run_all(handed: list[int]) -> None:
+    while handed:
+        tasks.run_operation(handed.pop(0))
+
+
+def test_install_links_follow_up_and_deployed(
+    new_platform, handed_to_worker, kubeconfig_text, admin_user, django_capture_on_commit_callbacks
+):
+    name = new_platform.name
+    install = Operation.objects.request(new_platform, "install", admin_user)
+    tasks.run_operation(install.pk)
+
+    install.refresh_from_db()
+    new_platform.refresh_from_db()
+    assert (install.state, install.helm_revision) == ("succeeded", 1), install.error
+    assert new_platform.status == Platform.Status.INSTALLING
+    assert "waiting for" in new_platform.status_message
+    assert {link.name: link.ready for link in new_platform.service_links.all()} == {
+        "binderhub": False,
+        "jupyterhub": False,
+    }
+    assert "hub_url" not in release_values(kubeconfig_text, name)["binderhub"]["config"]["BinderHub"]
+
+    urls = play_zenith_operator(kubeconfig_text, name)
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.sync_links(new_platform.pk)
+    assert len(handed_to_worker) == 1
+    run_all(handed_to_worker)
+
+    new_platform.refresh_from_db()
+    assert new_platform.status == Platform.Status.DEPLOYED, new_platform.status_message
+    assert new_platform.ready_links() == urls
+    values = release_values(kubeconfig_text, name)
+    assert values["binderhub"]["config"]["BinderHub"]["hub_url"] == urls["jupyterhub"]
+    assert new_platform.operations.filter(kind="upgrade", actor=None, state="succeeded").count() == 1
+
+
+def test_upgrade_to_the_second_version_with_changed_options(new_platform, handed_to_worker, kubeconfig_text):
+    tasks.run_operation(Operation.objects.request(new_platform, "install", None).pk)
+    Platform.objects.filter(pk=new_platform.pk).update(
+        app_version="0.2.0", notebook_ram_gb=8, servers_per_user=5, status="deployed"
+    )
+    upgrade = Operation.objects.request(new_platform, "upgrade", None)
+    tasks.run_operation(upgrade.pk)
+    upgrade.refresh_from_db()
+    assert (upgrade.state, upgrade.helm_revision) == ("succeeded", 2), upgrade.error
+    values = release_values(kubeconfig_text, new_platform.name)
+    hub = values["binderhub"]["jupyterhub"]
+    assert hub["singleuser"]["memory"]["limit"] == "8G"
+    assert hub["hub"]["namedServerLimitPerUser"] == 5
+    listing = json.loads(helm_cli(kubeconfig_text, "list", "-n", new_platform.name, "-o", "json"))
+    assert listing[0]["chart"] == "binderhub-platform-0.2.0"
+
+
+def test_upgrade_to_a_vanished_version_fails_clearly_and_keeps_the_release(new_platform, kubeconfig_text):
+    tasks.run_operation(Operation.objects.request(new_platform, "install", None).pk)
+    Platform.objects.filter(pk=new_platform.pk).update(app_version="9.9.9", status="deployed")
+    upgrade = Operation.objects.request(new_platform, "upgrade", None)
+    tasks.run_operation(upgrade.pk)
+    new_platform.refresh_from_db()
+    assert new_platform.status == Platform.Status.FAILED
+    assert "9.9.9" in new_platform.status_message
+    status = json.loads(helm_cli(kubeconfig_text, "status", new_platform.name, "-n", new_platform.name, "-o", "json"))
+    assert (status["version"], status["info"]["status"]) == (1, "deployed")
+
+
+def test_values_rejected_by_the_schema_fail_and_roll_nothing_forward(new_platform, kubeconfig_text, monkeypatch):
+    from platforms import deploy
+
+    tasks.run_operation(Operation.objects.request(new_platform, "install", None).pk)
+    original = deploy.build_values
+
+    def bad_values(spec):
+        values = original(spec)
+        values["binderhub"]["jupyterhub"]["singleuser"]["cpu"]["limit"] = "2"  # the schema wants a number
+        return values
+
+    monkeypatch.setattr(deploy, "build_values", bad_values)
+    Platform.objects.filter(pk=new_platform.pk).update(status="deployed")
+    upgrade = Operation.objects.request(new_platform, "upgrade", None)
+    tasks.run_operation(upgrade.pk)
+    upgrade.refresh_from_db()
+    assert upgrade.state == "failed"
+    assert "refused the chart or its values" in upgrade.error
+    status = json.loads(helm_cli(kubeconfig_text, "status", new_platform.name, "-n", new_platform.name, "-o", "json"))
+    assert (status["version"], status["info"]["status"]) == (1, "deployed")
