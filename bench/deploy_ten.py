@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 WORK = Path(tempfile.mkdtemp(prefix="binderadmin-bench-"))
 COUNT = 10
+HTPASSWD = "binderhub:$2b$10$" + "a" * 53
 
 
 def setup_django() -> dict[str, str]:
@@ -104,7 +105,18 @@ def direct_run(prefix: str, helm: str, kubeconfig: str, repo: str) -> float:
     def one(i: int) -> None:
         name = f"{prefix}-d{i}"
         values = build_values(
-            ValuesInput(name, 3, 1, 2, 10, 10, registry_password="x", oidc_client_id="c", oidc_client_secret="s")
+            ValuesInput(
+                name,
+                3,
+                1,
+                2,
+                10,
+                10,
+                registry_password="x",
+                registry_htpasswd=HTPASSWD,
+                oidc_client_id="c",
+                oidc_client_secret="s",
+            )  # fmt: skip
         )
         values_file = WORK / f"{name}.json"
         values_file.write_text(json.dumps(values))

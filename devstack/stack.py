@@ -11,7 +11,11 @@ import yaml
 
 from devstack import certs, chart_repo, config, crds, procs, tools, volumes
 
-PROCESSES = ("etcd", "kube-apiserver", "keycloak", chart_repo.NAME, volumes.NAME)
+PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "keycloak", chart_repo.NAME, volumes.NAME)
+# Only the controllers a console needs from a cluster: namespaces that finish deleting, and owned
+# objects that go with their owner. No scheduler or kubelet runs, so workload controllers would
+# only make pods that never start.
+CONTROLLERS = "namespace-controller,garbage-collector-controller"
 
 
 def _kube_ssl() -> ssl.SSLContext:
@@ -91,6 +95,26 @@ def up_kube_apiserver() -> None:
     crds.apply(config.KUBECONFIG)
 
 
+def up_controller_manager() -> None:
+    """Start kube-controller-manager (it has no port to probe: running for 2 s counts as started)."""
+    if procs.running_pid("kube-controller-manager"):
+        return
+    binary = tools.kube_controller_manager()
+    procs.start(
+        "kube-controller-manager",
+        [
+            str(binary),
+            f"--kubeconfig={config.KUBECONFIG}",
+            f"--controllers={CONTROLLERS}",
+            "--leader-elect=false",
+            "--secure-port=0",
+            "--use-service-account-credentials=false",
+        ],
+    )
+    deadline = time.monotonic() + 2
+    procs.wait_until("kube-controller-manager", lambda: time.monotonic() > deadline, 10, "running")
+
+
 def up_volume_binder() -> None:
     """Start the stand-in volume controller (devstack/volumes.py) unless it runs."""
     if procs.running_pid(volumes.NAME):
@@ -159,6 +183,7 @@ def up() -> dict[str, str]:
     # Build first, so a build failure leaves nothing half-started.
     tools.etcd()
     tools.kube_apiserver()
+    tools.kube_controller_manager()
     tools.keycloak()
     chart_repo.build(helm)  # a few seconds; only when the chart or its published versions changed
     # Keycloak takes longest to start: launch it, bring up the rest meanwhile, then wait for it.
@@ -166,6 +191,7 @@ def up() -> dict[str, str]:
     chart_repo.up()
     up_etcd()
     up_kube_apiserver()
+    up_controller_manager()
     up_volume_binder()
     up_keycloak()
     environment = console_env(helm)
@@ -205,6 +231,7 @@ def status() -> dict[str, str]:
         "keycloak": keycloak_ready,
         chart_repo.NAME: chart_repo.ready,
         volumes.NAME: lambda: True,  # it has no endpoint; running is all there is to know
+        "kube-controller-manager": lambda: True,  # likewise
     }
     result = {}
     for name in PROCESSES:

@@ -55,7 +55,16 @@ def helm() -> Path:
 
 def kube_apiserver() -> Path:
     """kube-apiserver built from k8s.io/kubernetes through devstack/kube/go.mod."""
-    target = config.BIN_DIR / f"kube-apiserver-{config.KUBERNETES_VERSION}"
+    return _kubernetes_command("kube-apiserver")
+
+
+def kube_controller_manager() -> Path:
+    """kube-controller-manager, for the namespace and garbage-collector controllers."""
+    return _kubernetes_command("kube-controller-manager")
+
+
+def _kubernetes_command(name: str) -> Path:
+    target = config.BIN_DIR / f"{name}-{config.KUBERNETES_VERSION}"
     if target.exists():
         return target
     major, minor = config.KUBERNETES_VERSION.lstrip("v").split(".")[:2]
@@ -68,9 +77,7 @@ def kube_apiserver() -> Path:
             "gitTreeState": "clean",
         }.items()
     )
-    _build_from_kube_module(
-        "k8s.io/kubernetes/cmd/kube-apiserver", target, ldflags, f"kube-apiserver {config.KUBERNETES_VERSION}"
-    )
+    _build_from_kube_module(f"k8s.io/kubernetes/cmd/{name}", target, ldflags, f"{name} {config.KUBERNETES_VERSION}")
     return target
 
 

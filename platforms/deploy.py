@@ -11,6 +11,7 @@ import socket
 import time
 from pathlib import Path
 
+import bcrypt
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -19,7 +20,7 @@ from platforms.models import Operation, Platform, ServiceLink
 from platforms.services import helm, kube
 from platforms.services.errors import Conflict, ServiceError
 from platforms.services.types import ReleaseSpec, ServiceLinkInfo
-from platforms.values import ValuesInput, build_values, known_links
+from platforms.values import REGISTRY_USERNAME, ValuesInput, build_values, known_links
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +98,22 @@ def fail(operation: Operation, message: str) -> None:
 
 
 def ensure_secrets(platform: Platform) -> dict[str, str]:
-    """Generate the platform's secrets once; later deploys send the stored ones unchanged."""
-    stored = platform.secrets
-    wanted = {"registry_password": 32, "oidc_client_secret": 32}
-    missing = {name: secrets.token_urlsafe(size) for name, size in wanted.items() if not stored.get(name)}
-    if missing:
-        stored = {**stored, **missing}
+    """Generate the platform's secrets once; later deploys send the stored ones unchanged.
+
+    The registry's htpasswd line is hashed once too: a fresh bcrypt salt at every deploy would
+    change the registry's Secret (and restart it) on every upgrade.
+    """
+    stored = dict(platform.secrets)
+    changed = False
+    for name in ("registry_password", "oidc_client_secret"):
+        if not stored.get(name):
+            stored[name] = secrets.token_urlsafe(32)
+            changed = True
+    if not stored.get("registry_htpasswd"):
+        digest = bcrypt.hashpw(stored["registry_password"].encode(), bcrypt.gensalt(rounds=10)).decode()
+        stored["registry_htpasswd"] = f"{REGISTRY_USERNAME}:{digest}"
+        changed = True
+    if changed:
         platform.secrets = stored
         platform.save(update_fields=["secrets_encrypted"])
     return stored
@@ -123,6 +134,7 @@ def values_input(platform: Platform) -> ValuesInput:
         ingress_class=cluster.ingress_class,
         ingress_tls=cluster.ingress_tls,
         registry_password=stored["registry_password"],
+        registry_htpasswd=stored["registry_htpasswd"],
         oidc_client_id=f"binderhub-{platform.name}",
         oidc_client_secret=stored["oidc_client_secret"],
         oidc_issuer=settings.OIDC_OP_ISSUER,

@@ -205,6 +205,16 @@ class EditPlatformForm(PlatformOptionsForm):
             choices.append((current, f"{current} (current; no longer in the repository)"))
             self.fields["app_version"].choices = choices
 
+    def clean_registry_storage_gb(self) -> int:
+        new = self.cleaned_data["registry_storage_gb"]
+        current = self.instance.registry_storage_gb
+        if new is not None and new < current:
+            raise forms.ValidationError(
+                f"The registry's volume cannot shrink: keep at least {current} GB. (Growing it needs a "
+                "storage class that allows volume expansion.)"
+            )
+        return new
+
     def clean_app_version(self) -> str:
         new = self.cleaned_data["app_version"]
         current = self.instance.app_version

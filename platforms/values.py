@@ -38,6 +38,8 @@ class ValuesInput:
     ingress_class: str = ""
     ingress_tls: bool = True
     registry_password: str = ""
+    # "binderhub:<bcrypt hash of registry_password>", made once with the password (deploy.ensure_secrets).
+    registry_htpasswd: str = ""
     oidc_client_id: str = ""
     oidc_client_secret: str = ""
     oidc_issuer: str = ""
@@ -94,7 +96,7 @@ def platform_block(spec: ValuesInput) -> dict:
 def registry_block(spec: ValuesInput) -> dict:
     return {
         "persistence": {"enabled": True, "size": f"{spec.registry_storage_gb}Gi"},
-        "secrets": {"htpasswd": {"username": REGISTRY_USERNAME, "password": spec.registry_password}},
+        "secrets": {"htpasswd": spec.registry_htpasswd},
     }
 
 

@@ -154,6 +154,10 @@ def _translate(exc: "pyhelm3.errors.Error") -> Exception:
     """Turn a pyhelm3 error into ours; pyhelm3 classifies only some messages, so read the rest."""
     message = (exc.stderr or b"").decode(errors="replace").strip() or str(exc)
     lowered = message.lower()
+    if "can be resized" in lowered:
+        return BadInput(
+            f"The cluster cannot resize the registry's volume (its storage class does not allow it): {message}"
+        )
     if isinstance(exc, pyhelm3.errors.FailedToRenderChartError | pyhelm3.errors.InvalidResourceError) or any(
         marker in lowered for marker in REFUSED
     ):

@@ -5,6 +5,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
+import bcrypt
 import pytest
 import yaml
 from kubernetes import client, config
@@ -72,6 +73,7 @@ def options(name: str, **changes) -> ValuesInput:
         "notebook_storage_gb": 10,
         "registry_storage_gb": 20,
         "registry_password": "registry-password",
+        "registry_htpasswd": "binderhub:" + bcrypt.hashpw(b"registry-password", bcrypt.gensalt(rounds=4)).decode(),
         "oidc_client_id": f"platform-{name}",
         "oidc_client_secret": "oidc-secret",
         "oidc_issuer": f"{devstack_config.KEYCLOAK_URL}/realms/{devstack_config.REALM}",

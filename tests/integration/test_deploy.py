@@ -167,3 +167,17 @@ def test_values_rejected_by_the_schema_fail_and_roll_nothing_forward(new_platfor
     assert "refused the chart or its values" in upgrade.error
     status = json.loads(helm_cli(kubeconfig_text, "status", new_platform.name, "-n", new_platform.name, "-o", "json"))
     assert (status["version"], status["info"]["status"]) == (1, "deployed")
+
+
+def test_uninstall_removes_release_namespace_and_platform(new_platform, kubeconfig_text, settings):
+    settings.NAMESPACE_DELETE_TIMEOUT_SECONDS = 60
+    name = new_platform.name
+    tasks.run_operation(Operation.objects.request(new_platform, "install", None).pk)
+    Platform.objects.filter(pk=new_platform.pk).update(status="deployed")
+    uninstall = Operation.objects.request(new_platform, "uninstall", None)
+    tasks.run_operation(uninstall.pk)
+    assert not Platform.objects.filter(pk=new_platform.pk).exists()
+    assert json.loads(helm_cli(kubeconfig_text, "list", "-A", "-o", "json", "--filter", f"^{name}$")) == []
+    with pytest.raises(client.ApiException) as gone:
+        core(kubeconfig_text).read_namespace(name)
+    assert gone.value.status == 404

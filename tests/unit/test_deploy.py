@@ -2,6 +2,7 @@
 
 import os
 
+import bcrypt
 import pytest
 from django.utils import timezone
 
@@ -88,8 +89,11 @@ def test_generated_secrets_are_created_once_and_sent_unchanged(platform, fake_he
     Platform.objects.filter(pk=platform.pk).update(status="deployed")
     tasks.run_operation(request(platform, "upgrade").pk)
     assert Platform.objects.get(pk=platform.pk).secrets == first
-    passwords = [s.values["docker-registry"]["secrets"]["htpasswd"]["password"] for s in fake_helm.specs]
-    assert passwords == [first["registry_password"]] * 2
+    htpasswds = [s.values["docker-registry"]["secrets"]["htpasswd"] for s in fake_helm.specs]
+    assert htpasswds == [first["registry_htpasswd"]] * 2
+    user, digest = first["registry_htpasswd"].split(":", 1)
+    assert user == "binderhub" and bcrypt.checkpw(first["registry_password"].encode(), digest.encode())
+    assert [s.values["binderhub"]["registry"]["password"] for s in fake_helm.specs] == [first["registry_password"]] * 2
     assert "registry_password" not in platform.secrets_encrypted
 
 

@@ -278,3 +278,11 @@ def test_inline_validation_of_a_good_value_clears_the_errors(admin_client, clust
 
 def test_inline_validation_of_an_unknown_field_is_refused(admin_client, stub_app_versions):
     assert admin_client.post(reverse("platform_validate"), {"_field": "secrets_encrypted"}).status_code == 400
+
+
+def test_edit_refuses_to_shrink_the_registry(admin_client, platform, stub_app_versions):
+    Platform.objects.filter(pk=platform.pk).update(registry_storage_gb=50)
+    data = {**LAUNCH_DEFAULTS, "app_version": "0.1.0", "registry_storage_gb": "20"}
+    response = admin_client.post(reverse("platform_edit", args=["demo"]), data)
+    assert "cannot shrink: keep at least 50 GB" in response.content.decode()
+    assert not Operation.objects.exists()
