@@ -50,11 +50,18 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    """A fresh browser page; the test fails if the console's own pages break its CSP."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(20_000)
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     yield page
     context.close()
+    assert violations == [], violations
 
 
 @pytest.fixture

@@ -105,3 +105,22 @@ def test_redis_url_switches_the_task_broker():
         text=True,
     )
     assert result.stdout.split() == ["redis://127.0.0.1:6379/0", "None"]
+
+
+def test_deploy_checks_pass_with_production_settings():
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in PRODUCTION_SECRETS},
+        **PRODUCTION_SECRETS,
+        "BINDERADMIN_PRODUCTION": "true",
+        "DJANGO_SECRET_KEY": "k3y-" + "".join(chr(97 + i % 26) + str(i) for i in range(40)),
+        "DJANGO_ALLOWED_HOSTS": "console.example.org",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
