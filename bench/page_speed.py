@@ -116,9 +116,7 @@ def main() -> None:
     cookie = prepare(args.platforms)
     server = serve()
     try:
-        print(
-            f"{args.platforms} platforms, {args.clients} concurrent clients, {args.seconds:.0f} s per page, gunicorn -w 4"
-        )
+        print(f"{args.platforms} platforms, {args.clients} clients, {args.seconds:.0f} s a page, gunicorn -w 4")
         for label, path in (("platform list", "/"), ("platform page", "/platforms/p0000/")):
             load(path, cookie, 2, 1)  # warm up
             latencies, elapsed = load(path, cookie, args.clients, args.seconds)
