@@ -181,3 +181,35 @@ def test_uninstall_removes_release_namespace_and_platform(new_platform, kubeconf
     with pytest.raises(client.ApiException) as gone:
         core(kubeconfig_text).read_namespace(name)
     assert gone.value.status == 404
+
+
+def test_ingress_cluster_is_deployed_with_its_ingress_links(new_platform, local_cluster, kubeconfig_text):
+    local_cluster.exposure = "ingress"
+    local_cluster.ingress_base_domain = "apps.example.org"
+    local_cluster.ingress_tls = True
+    local_cluster.save()
+    install = Operation.objects.request(new_platform, "install", None)
+    tasks.run_operation(install.pk)
+    new_platform.refresh_from_db()
+    assert new_platform.status == Platform.Status.DEPLOYED, new_platform.status_message
+    name = new_platform.name
+    assert new_platform.ready_links() == {
+        "binderhub": f"https://binderhub-{name}.apps.example.org",
+        "jupyterhub": f"https://jupyterhub-{name}.apps.example.org",
+    }
+    # The URLs were known before the deploy, so the first install already carried hub_url.
+    values = release_values(kubeconfig_text, name)
+    assert values["binderhub"]["config"]["BinderHub"]["hub_url"] == f"https://jupyterhub-{name}.apps.example.org"
+    assert new_platform.operations.count() == 1
+
+
+def test_unreachable_cluster_fails_the_install_clearly(new_platform, local_cluster, kubeconfig_text):
+    document = yaml.safe_load(kubeconfig_text)
+    document["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+    local_cluster.kubeconfig = yaml.safe_dump(document)
+    local_cluster.save()
+    install = Operation.objects.request(new_platform, "install", None)
+    tasks.run_operation(install.pk)
+    new_platform.refresh_from_db()
+    assert new_platform.status == Platform.Status.FAILED
+    assert "Kubernetes cluster unreachable" in new_platform.status_message
