@@ -65,6 +65,15 @@ def stop(worker: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
         worker.wait(10)
 
 
+def run_together(target, count: int = 2) -> None:
+    """Run `target` in `count` threads at once (the target waits on a barrier to line them up)."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+
 def test_worker_killed_mid_install_is_recovered_by_reconcile(
     devstack, real_services, local_cluster, admin_user, kubeconfig_text, tmp_path
 ):
@@ -124,11 +133,7 @@ def test_two_launches_of_the_same_platform_at_once_make_one_operation(local_clus
         statuses.append(response.status_code)
         connection.close()
 
-    threads = [threading.Thread(target=launch) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    run_together(launch)
     assert sorted(statuses) == [200, 302]
     assert Platform.objects.filter(name="twin").count() == 1
     assert Operation.objects.filter(platform__name="twin").count() == 1
@@ -151,10 +156,6 @@ def test_two_requests_on_one_platform_at_once_make_one_operation(local_cluster, 
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=request) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    run_together(request)
     assert sorted(outcomes) == ["busy", "recorded"]
     assert platform.operations.count() == 1
