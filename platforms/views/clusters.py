@@ -43,8 +43,37 @@ def cluster_create(request: HttpRequest) -> HttpResponse:
 def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
     require_console_admin(request.user, "manage clusters")
     cluster = get_object_or_404(Cluster, name=name)
-    ctx = {"cluster": cluster, "platforms": cluster.platforms.order_by("name")}
+    platforms = list(cluster.platforms.order_by("name"))
+    ctx = {"cluster": cluster, "platforms": platforms, "capacity": capacity_summary(platforms)}
     return render(request, "platforms/cluster_detail.html", ctx)
+
+
+CHART_WIDTH = 240  # pixels of the longest bar in the capacity chart
+
+
+def capacity_summary(platforms: list) -> dict:
+    """What the cluster's platforms ask for, per platform and in total, with bar lengths for a chart.
+
+    Per platform: CPUs and RAM of one notebook server times the servers a user may run (one when
+    unlimited), and storage as the registry plus one user's notebook volume.
+    """
+    rows = []
+    for platform in platforms:
+        servers = platform.servers_per_user or 1
+        rows.append(
+            {
+                "name": platform.name,
+                "cpus": float(platform.notebook_cpus) * servers,
+                "ram_gb": platform.notebook_ram_gb * servers,
+                "storage_gb": platform.registry_storage_gb + platform.notebook_storage_gb,
+            }
+        )
+    resources = ("cpus", "ram_gb", "storage_gb")
+    totals = {key: sum(row[key] for row in rows) for key in resources}
+    peaks = {key: max((row[key] for row in rows), default=0) or 1 for key in resources}
+    for row in rows:
+        row["bars"] = {key: max(2, round(CHART_WIDTH * row[key] / peaks[key])) for key in resources}
+    return {"rows": rows, "totals": totals, "width": CHART_WIDTH}
 
 
 @login_required

@@ -147,3 +147,19 @@ def test_unused_cluster_is_deleted(admin_client, cluster):
     response = admin_client.post(reverse("cluster_delete", args=["prod"]))
     assert response.status_code == 302
     assert not Cluster.objects.exists()
+
+
+def test_cluster_page_charts_what_its_platforms_request(admin_client, cluster, platform):
+    from platforms.models import Platform
+
+    Platform.objects.create(
+        name="big", cluster=cluster, app_version="0.1.0", notebook_cpus=4, notebook_ram_gb=16, servers_per_user=0
+    )
+    response = admin_client.get(reverse("cluster_detail", args=["prod"]))
+    capacity = response.context["capacity"]
+    rows = {row["name"]: row for row in capacity["rows"]}
+    assert (rows["demo"]["cpus"], rows["demo"]["ram_gb"], rows["demo"]["storage_gb"]) == (3.0, 6, 20)
+    assert (rows["big"]["cpus"], rows["big"]["ram_gb"]) == (4.0, 16)
+    assert capacity["totals"] == {"cpus": 7.0, "ram_gb": 22, "storage_gb": 40}
+    assert rows["big"]["bars"]["ram_gb"] == capacity["width"]  # the largest fills the chart
+    assert 'aria-label="16 GB RAM"' in response.content.decode()
