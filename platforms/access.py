@@ -1,5 +1,7 @@
 """Pure rules about who may see or do what in the console."""
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
@@ -63,8 +65,35 @@ def visible_platform_filter(user: AbstractBaseUser | AnonymousUser) -> Q:
 
 
 def may_reach_service(user: AbstractBaseUser | AnonymousUser, platform_name: str, service: str) -> bool:
-    """Admins, /platform-users, /platforms/<name> and /platforms/<name>/<service> reach a service."""
-    if sees_every_platform(user):
-        return True
-    paths = group_paths(user)
-    return platform_group(platform_name) in paths or platform_group(platform_name, service) in paths
+    """The rule of services_reached, on the groups mirrored at sign-in (for pages, not the click-through)."""
+    if not user.is_authenticated:
+        return False
+    paths = set(group_paths(user))
+    if is_console_admin(user):
+        paths.add(settings.ADMIN_GROUP)
+    return service in services_reached(paths, platform_name)
+
+
+def services_reached(paths: Iterable[str], platform_name: str) -> set[str]:
+    """The services of a platform that members of these Keycloak groups may reach.
+
+    Admins, /platform-users and /platforms/<name> reach every service; /platforms/<name>/<service>
+    reaches that one. The deployed JupyterHub admits all of these groups (platforms.values.allowed_groups),
+    the BinderHub subgroup too, because BinderHub starts its users' servers through JupyterHub.
+    """
+    paths = set(paths)
+    if paths & {settings.ADMIN_GROUP, PLATFORM_USERS_GROUP, platform_group(platform_name)}:
+        return set(SERVICES)
+    return {service for service in SERVICES if platform_group(platform_name, service) in paths}
+
+
+def platform_groups(platform_name: str) -> dict[str, str]:
+    """The Keycloak groups of one platform, by the key the Users page uses for each."""
+    return {"platform": platform_group(platform_name)} | {
+        service: platform_group(platform_name, service) for service in SERVICES
+    }
+
+
+def realm_groups() -> dict[str, str]:
+    """The realm-wide groups the Access page manages, by key."""
+    return {"admins": settings.ADMIN_GROUP, "platform-users": PLATFORM_USERS_GROUP}

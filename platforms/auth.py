@@ -72,14 +72,45 @@ class KeycloakOIDCBackend(OIDCAuthenticationBackend):
 @transaction.atomic
 def apply_claims(user: User, claims: dict) -> None:
     """Copy names, email and group paths from Keycloak claims onto the user, and save it."""
-    groups = sorted({g for g in claims.get("groups") or [] if isinstance(g, str) and g})
     user.email = claims.get("email", "") or ""
     user.first_name = (claims.get("given_name", "") or "")[:150]
     user.last_name = (claims.get("family_name", "") or "")[:150]
+    groups = mirror_groups(user, claims.get("groups"))
+    logger.info("user=%s signed in groups=%s admin=%s", user.username, groups, user.is_staff)
+
+
+@transaction.atomic
+def mirror_groups(user: User, claimed) -> list[str]:
+    """Mirror Keycloak group paths (a `groups` claim) onto the user's Django groups and admin flag.
+
+    Saves the user; returns the paths mirrored. Called at sign-in and at every session re-check.
+    """
+    groups = sorted({g for g in claimed or [] if isinstance(g, str) and g})
     user.is_staff = settings.ADMIN_GROUP in groups
     user.save()
     user.groups.set([Group.objects.get_or_create(name=path[:150])[0] for path in groups])
-    logger.info("user=%s signed in groups=%s admin=%s", user.username, groups, user.is_staff)
+    # access.group_paths caches the paths on the user object for the rest of the request.
+    if hasattr(user, "_group_paths"):
+        del user._group_paths
+    return groups
+
+
+def mirror_membership(username: str, path: str, member: bool) -> None:
+    """Mirror one membership change made through the console onto the Django user, if they signed in before.
+
+    The platform list then follows at once, without waiting for the user's next session re-check.
+    """
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        return
+    group, _ = Group.objects.get_or_create(name=path[:150])
+    if member:
+        user.groups.add(group)
+    else:
+        user.groups.remove(group)
+    if path == settings.ADMIN_GROUP and user.is_staff != member:
+        user.is_staff = member
+        user.save(update_fields=["is_staff"])
 
 
 def keycloak_logout_url(request: HttpRequest) -> str:

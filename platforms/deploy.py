@@ -13,9 +13,13 @@ from pathlib import Path
 
 import bcrypt
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from platforms import provisioning
+from platforms.access import platform_group
 from platforms.models import Operation, Platform, ServiceLink
 from platforms.services import helm, kube
 from platforms.services.errors import Conflict, ServiceError
@@ -135,7 +139,7 @@ def values_input(platform: Platform) -> ValuesInput:
         ingress_tls=cluster.ingress_tls,
         registry_password=stored["registry_password"],
         registry_htpasswd=stored["registry_htpasswd"],
-        oidc_client_id=f"binderhub-{platform.name}",
+        oidc_client_id=provisioning.oidc_client_id(platform.name),
         oidc_client_secret=stored["oidc_client_secret"],
         oidc_issuer=settings.OIDC_OP_ISSUER,
         admin_group=settings.ADMIN_GROUP,
@@ -154,6 +158,11 @@ def install_or_upgrade(operation: Operation) -> None:
         cluster=platform.cluster.access(),
         values=build_values(spec),
     )
+    # Keycloak first: a platform whose users cannot sign in is no use, and a retry re-ensures.
+    try:
+        access_note = provisioning.ensure_platform_access(spec)
+    except ServiceError as exc:
+        raise type(exc)(f"Access in Keycloak could not be set up, so Helm was not run. {exc}") from None
     recovered = ""
     try:
         release = helm.get_helm().install_or_upgrade(release_spec)
@@ -165,13 +174,16 @@ def install_or_upgrade(operation: Operation) -> None:
         release = helm.get_helm().install_or_upgrade(release_spec)
     Platform.objects.filter(pk=platform.pk).update(deployed_links=known_links(spec))
     output = "\n".join(
-        part for part in (recovered, f"Helm revision {release.revision}: {release.status}.", release.notes) if part
+        part
+        for part in (access_note, recovered, f"Helm revision {release.revision}: {release.status}.", release.notes)
+        if part
     )
     finish(operation, output, release.revision)
 
 
 def uninstall(operation: Operation) -> None:
-    """Uninstall the release, delete the namespace, wait until it is gone, then forget the platform."""
+    """Uninstall the release, delete the namespace, wait until it is gone, remove the platform's
+    Keycloak client and groups, then forget the platform."""
     platform = operation.platform
     access = platform.cluster.access()
     helm.get_helm().uninstall(platform.name, access)
@@ -186,7 +198,17 @@ def uninstall(operation: Operation) -> None:
             f"{settings.NAMESPACE_DELETE_TIMEOUT_SECONDS}s: something on the cluster holds a finalizer "
             f"(see `kubectl get all,pvc -n {platform.name}`). Retry to check again."
         )
-    finish(operation, f"Release and namespace {platform.name} removed.")
+    try:
+        removed = provisioning.remove_platform_access(platform.name)
+    except ServiceError as exc:
+        raise type(exc)(
+            f"The release and namespace are removed, but not the Keycloak client and groups. {exc} "
+            "Retry to remove them."
+        ) from None
+    finish(operation, f"Release and namespace {platform.name} removed.\n{removed}")
+    # The mirrored groups would otherwise show a later platform of the same name to today's members.
+    path = platform_group(platform.name)
+    Group.objects.filter(Q(name=path) | Q(name__startswith=f"{path}/")).delete()
     logger.info("platform=%s removed from cluster %s", platform.name, platform.cluster.name)
     platform.delete()
 

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django_htmx.http import HttpResponseClientRedirect
 
-from platforms.auth import SESSION_CHECKED_AT, SESSION_REFRESH_TOKEN
+from platforms.auth import SESSION_CHECKED_AT, SESSION_REFRESH_TOKEN, mirror_groups
 from platforms.services.errors import NotFound, Unavailable
 from platforms.services.oidc import get_session_checker
 
@@ -20,6 +20,8 @@ class KeycloakSessionCheckMiddleware:
     """Every OIDC_RECHECK_SECONDS, exchange the session's refresh token at Keycloak.
 
     If Keycloak refuses (user disabled, session ended in Keycloak), the console session ends too.
+    If it accepts, the user's groups are mirrored again from the new tokens, so the platforms a
+    user sees follow changes made on the Users page within OIDC_RECHECK_SECONDS.
     If Keycloak cannot be reached, the session carries on and the check is tried again on the
     next request: an outage of the identity provider should not throw everyone out.
     """
@@ -62,4 +64,6 @@ class KeycloakSessionCheckMiddleware:
         request.session[SESSION_CHECKED_AT] = time.time()
         if tokens.id_token:
             request.session["oidc_id_token"] = tokens.id_token
+        if tokens.groups is not None:
+            mirror_groups(request.user, tokens.groups)
         return None

@@ -3,12 +3,14 @@
 import logging
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import transaction
 from django_q.tasks import async_task
 
-from platforms import deploy
-from platforms.models import Operation, Platform
+from platforms import deploy, provisioning
+from platforms.access import platform_group
+from platforms.models import AuditEvent, Operation, Platform
 from platforms.services.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,20 @@ def enqueue_link_sync(platform: Platform) -> bool:
         return False
     async_task("platforms.tasks.sync_links", platform.pk, task_name=f"sync-links-{platform.pk}")
     return True
+
+
+REALM_TARGET = "realm groups"
+
+
+def enqueue_access_repair(platform: Platform | None, actor) -> None:
+    """Record the request and, on commit, have the worker re-ensure the groups (and the platform's client)."""
+    target = platform_group(platform.name) if platform else REALM_TARGET
+    AuditEvent.record(actor, "access.repair-requested", target)
+    platform_id = platform.pk if platform else None
+    actor_id = actor.pk if actor else None
+    transaction.on_commit(
+        lambda: async_task("platforms.tasks.repair_access", platform_id, actor_id, task_name=f"repair-{target}")
+    )
 
 
 # --- Task functions (run by the worker; they take primary keys and re-read rows) -------------------
@@ -66,3 +82,28 @@ def reconcile() -> None:
     for platform_id in deploy.platforms_waiting_for_links():
         sync_links(platform_id)
     deploy.check_releases()
+
+
+def repair_access(platform_id: int | None, actor_id: int | None) -> None:
+    """Re-ensure the realm's groups and, for a platform, its groups and OIDC client; audit the outcome."""
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+    platform = None
+    if platform_id is not None:
+        platform = Platform.objects.select_related("cluster").filter(pk=platform_id).first()
+        if platform is None or platform.status == Platform.Status.UNINSTALLING:
+            # Being removed (or gone): re-creating its groups now would leave them behind.
+            logger.info("platform=%s access not repaired: it is being removed", platform_id)
+            return
+    target = platform_group(platform.name) if platform else REALM_TARGET
+    try:
+        notes = [provisioning.ensure_realm_groups()]
+        if platform:
+            notes.append(provisioning.ensure_platform_access(deploy.values_input(platform)))
+    except ServiceError as exc:
+        AuditEvent.record(actor, "access.repair-failed", target, str(exc))
+        return
+    except Exception:
+        logger.exception("access repair of %s failed unexpectedly", target)
+        AuditEvent.record(actor, "access.repair-failed", target, deploy.GENERIC_FAILURE)
+        raise
+    AuditEvent.record(actor, "access.repair", target, " ".join(notes))

@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from mozilla_django_oidc.views import OIDCAuthenticationRequestView, OIDCLogoutView
 
-from platforms.views import auth, clusters, platforms
+from platforms.views import access, auth, clusters, platforms
 
 urlpatterns = [
     path("", platforms.platform_list, name="platform_list"),
@@ -16,6 +16,16 @@ urlpatterns = [
     path("platforms/<slug:name>/status/", platforms.platform_status, name="platform_status"),
     path("platforms/<slug:name>/retry/", platforms.platform_retry, name="platform_retry"),
     path("platforms/<slug:name>/services/<slug:service>/", platforms.service_redirect, name="service_redirect"),
+    path("platforms/<slug:name>/users/", access.platform_users, name="platform_users"),
+    path("platforms/<slug:name>/users/search/", access.platform_users_search, name="platform_users_search"),
+    path("platforms/<slug:name>/users/add/", access.platform_users_add, name="platform_users_add"),
+    path("platforms/<slug:name>/users/remove/", access.platform_users_remove, name="platform_users_remove"),
+    path("platforms/<slug:name>/users/repair/", access.platform_users_repair, name="platform_users_repair"),
+    path("access/", access.realm_access, name="access"),
+    path("access/search/", access.realm_access_search, name="access_search"),
+    path("access/add/", access.realm_access_add, name="access_add"),
+    path("access/remove/", access.realm_access_remove, name="access_remove"),
+    path("access/repair/", access.realm_access_repair, name="access_repair"),
     path("app-versions/refresh/", platforms.app_versions_refresh, name="app_versions_refresh"),
     path("clusters/", clusters.cluster_list, name="cluster_list"),
     path("clusters/register/", clusters.cluster_create, name="cluster_create"),

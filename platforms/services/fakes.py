@@ -1,7 +1,20 @@
 """In-memory stand-ins for the adapters, for fast unit tests (integration tests use the real ones)."""
 
-from platforms.services.errors import ServiceError
-from platforms.services.types import ClusterAccess, ReleaseInfo, ReleaseSpec, ServerVersion, ServiceLinkInfo
+import uuid
+
+from platforms.services.errors import NotFound, ServiceError
+from platforms.services.keycloak import missing_group_message
+from platforms.services.types import (
+    ClusterAccess,
+    DirectoryGroup,
+    DirectoryUser,
+    OidcClient,
+    ReleaseInfo,
+    ReleaseSpec,
+    ServerVersion,
+    ServiceLinkInfo,
+    UserPage,
+)
 
 
 class FakeKube:
@@ -85,3 +98,138 @@ class FakeHelm:
 
     def recover_interrupted(self, name: str, cluster: ClusterAccess) -> str:
         return ""
+
+
+class FakeDirectory:
+    """Keycloak's groups, users and clients in memory, with the GroupDirectory's verbs and errors.
+
+    `calls` counts the admin API calls the real directory would make for each verb; `error`
+    makes every call fail (Keycloak down); `groups` maps path -> member ids.
+    """
+
+    def __init__(self, groups: tuple[str, ...] = ("/admins", "/platform-users", "/platforms")):
+        self.groups: dict[str, set[str]] = {path: set() for path in groups}
+        self.group_ids: dict[str, str] = {path: uuid.uuid4().hex for path in groups}
+        self.users: dict[str, DirectoryUser] = {}
+        self.clients: dict[str, dict] = {}
+        self.calls: list[str] = []
+        self.error: ServiceError | None = None
+
+    # Arranging, for tests.
+    def add_user(self, username: str, groups: tuple[str, ...] = (), **fields) -> DirectoryUser:
+        user = DirectoryUser(id=str(uuid.uuid4()), username=username, email=f"{username}@example.org", **fields)
+        self.users[user.id] = user
+        for path in groups:
+            self._ensure(path)
+            self.groups[path].add(user.id)
+        return user
+
+    def delete_user(self, user_id: str) -> None:
+        """Delete a user as someone would in Keycloak's own console (memberships go with them)."""
+        del self.users[user_id]
+        for members in self.groups.values():
+            members.discard(user_id)
+
+    def _call(self, verb: str) -> None:
+        self.calls.append(verb)
+        if self.error:
+            raise self.error
+
+    def _ensure(self, path: str) -> None:
+        parent = path.rpartition("/")[0]
+        if parent:
+            self._ensure(parent)
+        if path not in self.groups:
+            self.groups[path] = set()
+            self.group_ids[path] = uuid.uuid4().hex
+
+    def _group(self, path: str) -> DirectoryGroup | None:
+        return DirectoryGroup(id=self.group_ids[path], path=path) if path in self.groups else None
+
+    def find_group(self, path: str) -> DirectoryGroup | None:
+        self._call("find_group")
+        return self._group(path)
+
+    def ensure_group(self, path: str) -> DirectoryGroup:
+        self._call("find_group")
+        if path not in self.groups:
+            self._call("create_group")
+            self._ensure(path)
+        return self._group(path)
+
+    def remove_group(self, path: str) -> bool:
+        self._call("find_group")
+        if path not in self.groups:
+            return False
+        self._call("delete_group")
+        for other in [p for p in self.groups if p == path or p.startswith(path + "/")]:
+            del self.groups[other]
+            del self.group_ids[other]
+        return True
+
+    def members(self, path: str, first: int = 0, size: int = 50) -> UserPage:
+        self._call("find_group")
+        if path not in self.groups:
+            raise NotFound(missing_group_message(path))
+        self._call("group_members")
+        members = sorted((self.users[i] for i in self.groups[path]), key=lambda u: u.username)
+        return UserPage(tuple(members[first : first + size]), first, size, len(members) > first + size)
+
+    def search_users(self, text: str, first: int = 0, size: int = 20) -> UserPage:
+        self._call("search_users")
+        text = text.strip().strip("*").lower()
+        found = sorted(
+            (
+                user
+                for user in self.users.values()
+                if any(text in value.lower() for value in (user.username, user.email, user.first_name, user.last_name))
+            ),
+            key=lambda u: u.username,
+        )
+        return UserPage(tuple(found[first : first + size]), first, size, len(found) > first + size)
+
+    def get_user(self, user_id: str) -> DirectoryUser:
+        self._call("get_user")
+        if user_id not in self.users:
+            raise NotFound("That user no longer exists in Keycloak (deleted meanwhile?).")
+        return self.users[user_id]
+
+    def find_user(self, username: str) -> DirectoryUser | None:
+        self._call("find_user")
+        return next((u for u in self.users.values() if u.username == username), None)
+
+    def user_group_paths(self, user_id: str) -> frozenset[str]:
+        self._call("user_groups")
+        if user_id not in self.users:
+            raise NotFound("That user no longer exists in Keycloak (deleted meanwhile?).")
+        return frozenset(path for path, members in self.groups.items() if user_id in members)
+
+    def add_member(self, path: str, user_id: str) -> DirectoryUser:
+        return self._change(path, user_id, set.add)
+
+    def remove_member(self, path: str, user_id: str) -> DirectoryUser:
+        return self._change(path, user_id, set.discard)
+
+    def _change(self, path: str, user_id: str, change) -> DirectoryUser:
+        self._call("find_group")
+        if path not in self.groups:
+            raise NotFound(missing_group_message(path))
+        user = self.get_user(user_id)
+        self._call("change_membership")
+        change(self.groups[path], user_id)
+        return user
+
+    def ensure_client(self, client_id: str, name: str, secret: str, redirect_uris: list[str]) -> OidcClient:
+        self._call("find_client")
+        self._call("update_client" if client_id in self.clients else "create_client")
+        existing = self.clients.get(client_id, {"id": uuid.uuid4().hex})
+        self.clients[client_id] = {**existing, "name": name, "secret": secret, "redirect_uris": list(redirect_uris)}
+        return OidcClient(id=existing["id"], client_id=client_id, redirect_uris=tuple(redirect_uris))
+
+    def remove_client(self, client_id: str) -> bool:
+        self._call("find_client")
+        if client_id not in self.clients:
+            return False
+        self._call("delete_client")
+        del self.clients[client_id]
+        return True

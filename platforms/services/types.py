@@ -10,6 +10,8 @@ class TokenSet:
     access_token: str
     refresh_token: str
     id_token: str = ""
+    # The `groups` claim of the new tokens (full group paths); None when they carry no such claim.
+    groups: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,3 +78,59 @@ class ServiceLinkInfo:
     icon: str
     url: str
     ready: bool
+
+
+@dataclass(frozen=True)
+class DirectoryGroup:
+    """A Keycloak group, by its id and full path (such as /platforms/demo/binderhub)."""
+
+    id: str
+    path: str
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    """A Keycloak user as the console shows it."""
+
+    id: str
+    username: str
+    email: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    enabled: bool = True
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+
+@dataclass(frozen=True)
+class UserPage:
+    """One page of users (group members or search results) and whether more follow."""
+
+    users: tuple[DirectoryUser, ...]
+    first: int
+    size: int
+    has_more: bool
+
+    @property
+    def last(self) -> int:
+        """The 1-based position of the page's last user."""
+        return self.first + len(self.users)
+
+    @property
+    def next_first(self) -> int | None:
+        return self.first + self.size if self.has_more else None
+
+    @property
+    def previous_first(self) -> int | None:
+        return max(self.first - self.size, 0) if self.first > 0 else None
+
+
+@dataclass(frozen=True)
+class OidcClient:
+    """A confidential OpenID Connect client in the realm (one per platform)."""
+
+    id: str
+    client_id: str
+    redirect_uris: tuple[str, ...] = ()

@@ -12,11 +12,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from platforms import tasks
-from platforms.access import SERVICES, is_console_admin, may_reach_service, require_console_admin
+from platforms.access import SERVICES, is_console_admin, require_console_admin, services_reached
+from platforms.auth import mirror_groups
 from platforms.forms import EditPlatformForm, LaunchForm
 from platforms.models import AuditEvent, Cluster, Operation, Platform, PlatformBusy
 from platforms.services import charts
-from platforms.services.errors import ServiceError
+from platforms.services.errors import NotFound, ServiceError
+from platforms.views.access import current_group_paths
 
 
 def visible_platform_or_404(request: HttpRequest, name: str) -> Platform:
@@ -149,11 +151,24 @@ def platform_retry(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_GET
 def service_redirect(request: HttpRequest, name: str, service: str) -> HttpResponse:
-    """Click-through to a service: only to its recorded link, and only for users allowed to reach it."""
+    """Click-through to a service: only to its recorded link, and only for users allowed to reach it.
+
+    The groups are Keycloak's as of now, not as mirrored at sign-in, so the click-through admits
+    exactly whom the Users page shows (a member removed a moment ago included).
+    """
     if service not in SERVICES:
         raise Http404("No such service.")
     platform = get_object_or_404(Platform, name=name)
-    if not may_reach_service(request.user, platform.name, service):
+    try:
+        paths = current_group_paths(request.user)
+    except NotFound as exc:
+        raise PermissionDenied(f"{exc} Ask an admin.") from None
+    except ServiceError as exc:
+        ctx = {"platform": platform, "message": str(exc)}
+        return render(request, "platforms/access_unavailable.html", ctx, status=503)
+    # Keep the mirror in step too, so the platform list agrees with what was just checked.
+    mirror_groups(request.user, paths)
+    if service not in services_reached(paths, platform.name):
         raise PermissionDenied(f"You are not in a group that may use {service} of {platform.name}. Ask an admin.")
     link = platform.service_links.filter(name=service).first()
     if link and link.ready and link.url.startswith(("https://", "http://")):

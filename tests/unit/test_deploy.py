@@ -183,3 +183,93 @@ def test_reconcile_marks_a_deployed_platform_without_release_failed(platform, fa
     platform.refresh_from_db()
     assert platform.status == Platform.Status.FAILED
     assert "release is missing" in platform.status_message
+
+
+# --- Access in Keycloak, set up by the same operations ---------------------------------------------
+
+
+def test_install_ensures_groups_and_client_before_helm(platform, fake_helm, fake_cluster, directory):
+    directory.calls.clear()
+    order = []
+    original = fake_helm.install_or_upgrade
+    fake_helm.install_or_upgrade = lambda spec: (order.append(len(directory.calls)), original(spec))[1]
+    operation = request(platform, "install")
+    tasks.run_operation(operation.pk)
+    for path in ("/platforms/demo", "/platforms/demo/binderhub", "/platforms/demo/jupyterhub"):
+        assert path in directory.groups
+    client = directory.clients["binderhub-demo"]
+    assert client["secret"] == Platform.objects.get(pk=platform.pk).secrets["oidc_client_secret"]
+    assert client["redirect_uris"] == []  # no service link known yet
+    assert order[0] == len(directory.calls)  # Keycloak was done with before helm started
+    operation.refresh_from_db()
+    assert "client binderhub-demo" in operation.output
+
+
+def test_follow_up_upgrade_gives_the_client_the_services_callbacks(
+    platform, fake_helm, fake_cluster, enqueued, directory, django_capture_on_commit_callbacks
+):
+    tasks.run_operation(request(platform, "install").pk)
+    fake_cluster.cluster.links["demo"] = [link("binderhub", True), link("jupyterhub", True)]
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.sync_links(platform.pk)
+    tasks.run_operation(enqueued[0])
+    assert directory.clients["binderhub-demo"]["redirect_uris"] == [
+        "https://jupyterhub.zenith.example/hub/oauth_callback",
+        "https://binderhub.zenith.example/_oidc/callback",
+        "https://jupyterhub.zenith.example/_oidc/callback",
+    ]
+
+
+def test_keycloak_down_fails_the_install_clearly_without_running_helm(platform, fake_helm, fake_cluster, directory):
+    directory.error = Unavailable("Keycloak did not answer in time to read group /platforms/demo (timeout 10s).")
+    operation = request(platform, "install")
+    tasks.run_operation(operation.pk)
+    platform.refresh_from_db()
+    assert platform.status == Platform.Status.FAILED
+    assert platform.status_message.startswith("Install failed: Access in Keycloak could not be set up, so Helm")
+    assert fake_helm.specs == []
+    directory.error = None
+    Platform.objects.filter(pk=platform.pk).update(status="failed")
+    tasks.run_operation(request(platform, "install").pk)  # a retry re-ensures and goes on
+    assert "binderhub-demo" in directory.clients
+    assert Platform.objects.get(pk=platform.pk).status == Platform.Status.INSTALLING
+
+
+def test_uninstall_removes_the_client_and_groups_after_the_namespace(platform, fake_helm, fake_cluster, directory):
+    from django.contrib.auth.models import Group
+
+    tasks.run_operation(request(platform, "install").pk)
+    Group.objects.create(name="/platforms/demo/binderhub")
+    Group.objects.create(name="/platforms/demo-2")
+    Platform.objects.filter(pk=platform.pk).update(status="deployed")
+    tasks.run_operation(request(platform, "uninstall").pk)
+    assert "binderhub-demo" not in directory.clients
+    assert not [path for path in directory.groups if path.startswith("/platforms/demo")]
+    assert not Group.objects.filter(name__startswith="/platforms/demo/").exists()
+    assert Group.objects.filter(name="/platforms/demo-2").exists()
+
+
+def test_keycloak_down_at_uninstall_fails_and_a_retry_finishes(platform, fake_helm, fake_cluster, directory):
+    tasks.run_operation(request(platform, "install").pk)
+    Platform.objects.filter(pk=platform.pk).update(status="deployed")
+    directory.error = Unavailable("Keycloak did not answer in time to look up client binderhub-demo.")
+    tasks.run_operation(request(platform, "uninstall").pk)
+    platform.refresh_from_db()
+    assert platform.status == Platform.Status.FAILED
+    assert "release and namespace are removed, but not the Keycloak client" in platform.status_message
+    directory.error = None
+    tasks.run_operation(request(platform, "uninstall").pk)
+    assert not Platform.objects.filter(pk=platform.pk).exists()
+    assert "binderhub-demo" not in directory.clients
+
+
+def test_ingress_platform_client_has_only_jupyterhubs_callback(platform, cluster):
+    from platforms.provisioning import redirect_uris
+
+    cluster.exposure = "ingress"
+    cluster.ingress_base_domain = "apps.example.org"
+    cluster.save()
+    platform.refresh_from_db()
+    assert redirect_uris(deploy.values_input(platform)) == [
+        "https://jupyterhub-demo.apps.example.org/hub/oauth_callback"
+    ]

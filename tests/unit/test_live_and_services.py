@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from platforms import tasks
 from platforms.models import Operation, Platform, ServiceLink
+from platforms.services.errors import Unavailable
 from tests.conftest import make_user
 
 
@@ -95,19 +96,59 @@ def test_anonymous_click_through_is_sent_to_sign_in(links):
     assert response["Location"].startswith(reverse("oidc_authentication_init"))
 
 
-@pytest.mark.parametrize("group", ["/platforms/demo", "/platforms/demo/binderhub", "/platform-users", "/admins"])
-def test_allowed_user_is_redirected_to_the_recorded_link(links, group):
+def signed_in(directory, group: str) -> Client:
+    """carol, signed in, and in the group both in Keycloak and as mirrored at sign-in."""
+    directory.add_user("carol", (group,))
     client = Client()
     client.force_login(make_user("carol", [group], admin=group == "/admins"))
-    response = client.get(service_url())
+    return client
+
+
+@pytest.mark.parametrize("group", ["/platforms/demo", "/platforms/demo/binderhub", "/platform-users", "/admins"])
+def test_allowed_user_is_redirected_to_the_recorded_link(links, directory, group):
+    response = signed_in(directory, group).get(service_url())
     assert (response.status_code, response["Location"]) == (302, "https://b.example")
 
 
 @pytest.mark.parametrize("group", ["/platforms/demo/jupyterhub", "/platforms/other", "/platforms/demo-2"])
-def test_other_users_get_403(links, group):
-    client = Client()
-    client.force_login(make_user("carol", [group]))
-    assert client.get(service_url()).status_code == 403
+def test_other_users_get_403(links, directory, group):
+    assert signed_in(directory, group).get(service_url()).status_code == 403
+
+
+def test_click_through_asks_keycloak_not_the_groups_mirrored_at_sign_in(links, directory):
+    client = signed_in(directory, "/platforms/demo/binderhub")
+    carol = directory.find_user("carol")
+    directory.remove_member("/platforms/demo/binderhub", carol.id)
+    response = client.get(service_url())
+    assert response.status_code == 403
+    # The mirror follows what was just checked, so the platform list agrees.
+    assert reverse("platform_detail", args=["demo"]) not in client.get(reverse("platform_list")).content.decode()
+    directory.add_member("/platforms/demo", carol.id)
+    assert client.get(service_url()).status_code == 302
+
+
+def test_click_through_asks_keycloak_in_a_bounded_number_of_calls(links, directory):
+    client = signed_in(directory, "/platforms/demo")
+    directory.calls.clear()
+    client.get(service_url())
+    assert directory.calls == ["find_user", "user_groups"]
+
+
+def test_click_through_of_a_user_deleted_in_keycloak_is_403_with_the_reason(links, directory):
+    client = signed_in(directory, "/platforms/demo")
+    directory.delete_user(directory.find_user("carol").id)
+    response = client.get(service_url())
+    assert response.status_code == 403
+    assert "no longer exists in Keycloak" in response.content.decode()
+
+
+def test_click_through_while_keycloak_is_down_is_a_clear_503(links, directory):
+    client = signed_in(directory, "/platforms/demo")
+    directory.error = Unavailable("Keycloak did not answer in time to look up user carol (timeout 1s).")
+    response = client.get(service_url())
+    assert response.status_code == 503
+    assert "Keycloak did not answer in time" in response.content.decode()
+    assert "Access cannot be checked right now" in response.content.decode()
 
 
 def test_service_not_ready_shows_a_self_refreshing_waiting_page(admin_client, links):

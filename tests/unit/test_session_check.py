@@ -75,3 +75,21 @@ def test_recent_check_is_not_repeated(oidc_session, monkeypatch):
     checker = use_checker(monkeypatch, NotFound("should not be asked"))
     assert oidc_session.get(reverse("platform_list")).status_code == 200
     assert checker.calls == []
+
+
+def test_groups_of_the_refreshed_tokens_are_mirrored(oidc_session, member_user, monkeypatch):
+    from django.contrib.auth.models import User
+
+    use_checker(
+        monkeypatch, TokenSet(access_token="a", refresh_token="r", id_token="i", groups=("/platforms/demo", "/admins"))
+    )
+    assert oidc_session.get(reverse("platform_list")).status_code == 200
+    bob = User.objects.get(pk=member_user.pk)
+    assert set(bob.groups.values_list("name", flat=True)) == {"/platforms/demo", "/admins"}
+    assert bob.is_staff
+
+
+def test_tokens_without_a_groups_claim_leave_the_mirror_alone(oidc_session, member_user, monkeypatch):
+    use_checker(monkeypatch, TokenSet(access_token="a", refresh_token="r", id_token="i", groups=None))
+    oidc_session.get(reverse("platform_list"))
+    assert list(member_user.groups.values_list("name", flat=True)) == ["/platform-users"]

@@ -1,0 +1,346 @@
+"""Keycloak's admin REST API through python-keycloak: groups, their members, users and platform clients.
+
+The console signs in to the admin API as the realm's confidential service-account client
+(KEYCLOAK_ADMIN_CLIENT_ID), which holds only the realm-management roles it needs.
+API reference: https://www.keycloak.org/docs-api/latest/rest-api/index.html
+"""
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+
+from django.conf import settings
+from keycloak import KeycloakAdmin, KeycloakOpenID, KeycloakOpenIDConnection
+from keycloak.exceptions import KeycloakAuthenticationError, KeycloakConnectionError, KeycloakError
+
+from platforms.services.errors import BadInput, Conflict, NotFound, ServiceError, Unavailable
+from platforms.services.types import DirectoryGroup, DirectoryUser, OidcClient, UserPage
+
+logger = logging.getLogger(__name__)
+
+# Keycloak ids are UUIDs, or "f:<provider>:<id>" for federated users; they go into URL paths
+# unquoted (python-keycloak formats them in), so anything else is refused before a call.
+USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,254}\Z")
+GROUP_PATH = re.compile(r"^(/[^/\x00-\x1f?#%]{1,255}){1,16}\Z")
+# A user's groups are read in one call of at most this many; nobody is in more groups than this.
+USER_GROUPS_LIMIT = 1000
+
+
+class _Connection(KeycloakOpenIDConnection):
+    """python-keycloak's connection, with its token requests not retried either.
+
+    A retried request doubles the time a page waits for a Keycloak that does not answer;
+    KEYCLOAK_TIMEOUT_SECONDS should be the whole wait.
+    """
+
+    @property
+    def keycloak_openid(self) -> KeycloakOpenID:
+        if self._keycloak_openid is None:
+            self._keycloak_openid = KeycloakOpenID(
+                server_url=self.server_url,
+                realm_name=self.realm_name,
+                client_id=self.client_id,
+                client_secret_key=self.client_secret_key,
+                verify=self.verify,
+                timeout=self.timeout,
+                max_retries=0,
+            )
+        return self._keycloak_openid
+
+
+class GroupDirectory:
+    """Verb methods on the realm's groups, users and clients; every call has the configured timeout."""
+
+    def __init__(self, server_url: str, realm: str, client_id: str, client_secret: str, timeout: int):
+        self.server_url = server_url
+        self.realm = realm
+        self.timeout = timeout
+        self._admin = KeycloakAdmin(
+            connection=_Connection(
+                server_url=server_url,
+                realm_name=realm,
+                client_id=client_id,
+                client_secret_key=client_secret,
+                grant_type="client_credentials",
+                timeout=timeout,
+                max_retries=0,
+            )
+        )
+
+    # --- Groups ----------------------------------------------------------------------------------
+
+    def find_group(self, path: str) -> DirectoryGroup | None:
+        """The group at this full path, or None when there is none. Raises Unavailable."""
+        _check_path(path)
+        try:
+            with self._asking(f"read group {path}"):
+                found = self._admin.get_group_by_path(path)
+        except NotFound:
+            return None
+        return DirectoryGroup(id=found["id"], path=found.get("path", path))
+
+    def ensure_group(self, path: str) -> DirectoryGroup:
+        """The group at this path, created (with its missing parents) if needed. Raises Unavailable."""
+        found = self.find_group(path)
+        if found:
+            return found
+        parent_path, _, name = path.rpartition("/")
+        parent = self.ensure_group(parent_path) if parent_path else None
+        try:
+            with self._asking(f"create group {path}"):
+                group_id = self._admin.create_group({"name": name}, parent=parent.id if parent else None)
+        except Conflict:
+            # Created by someone else between our look and our create (a retried task, a person).
+            found = self.find_group(path)
+            if found:
+                return found
+            raise
+        logger.info("keycloak group %s created", path)
+        return DirectoryGroup(id=group_id or self.find_group(path).id, path=path)
+
+    def remove_group(self, path: str) -> bool:
+        """Delete the group and its subgroups; False when it was already gone. Raises Unavailable."""
+        found = self.find_group(path)
+        if found is None:
+            return False
+        try:
+            with self._asking(f"delete group {path}"):
+                self._admin.delete_group(found.id)
+        except NotFound:
+            return False
+        logger.info("keycloak group %s deleted", path)
+        return True
+
+    def members(self, path: str, first: int = 0, size: int = 50) -> UserPage:
+        """One page of the group's direct members (two calls, whatever the member count).
+
+        Raises NotFound when the group does not exist, Unavailable when Keycloak cannot be asked.
+        """
+        group = self.find_group(path)
+        if group is None:
+            raise NotFound(missing_group_message(path))
+        query = {"first": max(first, 0), "max": size + 1, "briefRepresentation": "true"}
+        with self._asking(f"list the members of {path}"):
+            found = self._admin.get_group_members(group.id, query)
+        return _page(found, first, size)
+
+    # --- Users -----------------------------------------------------------------------------------
+
+    def search_users(self, text: str, first: int = 0, size: int = 20) -> UserPage:
+        """One page of users whose username, email, first or last name contains the text (one call).
+
+        Keycloak's `search` matches prefixes; a term without wildcards or quotes is searched
+        anywhere in those fields (`*term*`). An empty text lists every user. Raises Unavailable.
+        """
+        text = text.strip()
+        query = {"first": max(first, 0), "max": size + 1, "briefRepresentation": "true"}
+        if text:
+            query["search"] = text if ("*" in text or '"' in text) else f"*{text}*"
+        with self._asking("search users"):
+            found = self._admin.get_users(query)
+        return _page(found, first, size)
+
+    def get_user(self, user_id: str) -> DirectoryUser:
+        """The user with this id. Raises NotFound when there is none, Unavailable."""
+        _check_user_id(user_id)
+        try:
+            with self._asking("read the user"):
+                found = self._admin.get_user(user_id)
+        except NotFound:
+            raise NotFound("That user no longer exists in Keycloak (deleted meanwhile?).") from None
+        return _user(found)
+
+    def find_user(self, username: str) -> DirectoryUser | None:
+        """The user with exactly this username, or None (one call). Raises Unavailable."""
+        query = {"username": username, "exact": "true", "briefRepresentation": "true", "first": 0, "max": 5}
+        with self._asking(f"look up user {username}"):
+            found = self._admin.get_users(query)
+        for entry in found:
+            if entry.get("username", "").lower() == username.lower():
+                return _user(entry)
+        return None
+
+    def user_group_paths(self, user_id: str) -> frozenset[str]:
+        """Full paths of the groups the user is a direct member of (one call).
+
+        Raises NotFound when the user does not exist, Unavailable.
+        """
+        _check_user_id(user_id)
+        query = {"first": 0, "max": USER_GROUPS_LIMIT}
+        with self._asking("read the user's groups"):
+            found = self._admin.get_user_groups(user_id, query, brief_representation=True)
+        return frozenset(group["path"] for group in found if group.get("path"))
+
+    def add_member(self, path: str, user_id: str) -> DirectoryUser:
+        """Make the user a member of the group (a no-op if they are already); return the user.
+
+        Raises NotFound naming what is missing (the group or the user), Unavailable.
+        """
+        group = self.find_group(path)
+        if group is None:
+            raise NotFound(missing_group_message(path))
+        user = self.get_user(user_id)
+        with self._asking(f"add {user.username} to {path}"):
+            self._admin.group_user_add(user.id, group.id)
+        return user
+
+    def remove_member(self, path: str, user_id: str) -> DirectoryUser:
+        """End the user's membership of the group (a no-op if they were not a member); return the user.
+
+        Raises NotFound naming what is missing (the group or the user), Unavailable.
+        """
+        group = self.find_group(path)
+        if group is None:
+            raise NotFound(missing_group_message(path))
+        user = self.get_user(user_id)
+        with self._asking(f"remove {user.username} from {path}"):
+            self._admin.group_user_remove(user.id, group.id)
+        return user
+
+    # --- Clients ---------------------------------------------------------------------------------
+
+    def ensure_client(self, client_id: str, name: str, secret: str, redirect_uris: list[str]) -> OidcClient:
+        """A confidential client with exactly this secret and these redirect URIs (created or updated).
+
+        New clients get the realm's default client scopes (the `groups` scope among them).
+        Raises BadInput when Keycloak refuses the representation, Unavailable.
+        """
+        wanted = {
+            "clientId": client_id,
+            "name": name,
+            "enabled": True,
+            "protocol": "openid-connect",
+            "publicClient": False,
+            "clientAuthenticatorType": "client-secret",
+            "secret": secret,
+            "standardFlowEnabled": True,
+            "implicitFlowEnabled": False,
+            "directAccessGrantsEnabled": False,
+            "serviceAccountsEnabled": False,
+            "redirectUris": list(redirect_uris),
+        }
+        with self._asking(f"look up client {client_id}"):
+            existing = self._admin.get_client_id(client_id)
+        if existing is None:
+            try:
+                with self._asking(f"create client {client_id}"):
+                    created = self._admin.create_client(wanted)
+            except Conflict:
+                with self._asking(f"look up client {client_id}"):
+                    existing = self._admin.get_client_id(client_id)
+                if existing is None:
+                    raise
+            else:
+                logger.info("keycloak client %s created", client_id)
+                return OidcClient(id=created, client_id=client_id, redirect_uris=tuple(redirect_uris))
+        # Keycloak's PUT changes only the fields sent, so settings made by hand elsewhere stay.
+        with self._asking(f"update client {client_id}"):
+            self._admin.update_client(existing, wanted)
+        return OidcClient(id=existing, client_id=client_id, redirect_uris=tuple(redirect_uris))
+
+    def remove_client(self, client_id: str) -> bool:
+        """Delete the client; False when it was already gone. Raises Unavailable."""
+        with self._asking(f"look up client {client_id}"):
+            existing = self._admin.get_client_id(client_id)
+        if existing is None:
+            return False
+        try:
+            with self._asking(f"delete client {client_id}"):
+                self._admin.delete_client(existing)
+        except NotFound:
+            return False
+        logger.info("keycloak client %s deleted", client_id)
+        return True
+
+    # --- Errors ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _asking(self, what: str) -> Iterator[None]:
+        """Translate python-keycloak's exceptions (and its unexpected answers) into our error tree."""
+        try:
+            yield
+        except KeycloakConnectionError as exc:
+            cause = exc.__cause__ or exc
+            raise Unavailable(
+                f"Keycloak did not answer in time to {what} (timeout {self.timeout}s, {type(cause).__name__}); "
+                f"nothing was changed there. Try again when Keycloak at {self.server_url} is back."
+            ) from None
+        except KeycloakAuthenticationError:
+            raise Unavailable(
+                f"Keycloak refused the console's admin credentials when asked to {what}: check "
+                "KEYCLOAK_ADMIN_CLIENT_ID and KEYCLOAK_ADMIN_CLIENT_SECRET."
+            ) from None
+        except KeycloakError as exc:
+            raise _translate(exc, what) from None
+        except (TypeError, KeyError, ValueError) as exc:
+            logger.warning("keycloak answered unexpectedly to %s: %r", what, exc)
+            raise Unavailable(f"Keycloak answered unexpectedly when asked to {what}.") from None
+
+
+def _translate(exc: KeycloakError, what: str) -> ServiceError:
+    code = exc.response_code or 0
+    detail = _body_text(exc)
+    if code == 404:
+        return NotFound(f"Keycloak found nothing to {what}: {detail}")
+    if code == 409:
+        return Conflict(f"Keycloak refused to {what}, it conflicts with what exists: {detail}")
+    if code == 400:
+        return BadInput(f"Keycloak refused to {what}: {detail}")
+    if code == 403:
+        return Unavailable(
+            f"Keycloak does not allow the console to {what} (HTTP 403): give its service account the "
+            "realm-management roles listed in the README."
+        )
+    logger.warning("keycloak failed to %s: HTTP %s %s", what, code, detail)
+    return Unavailable(f"Keycloak failed to {what} (HTTP {code}): {detail}")
+
+
+def _body_text(exc: KeycloakError) -> str:
+    body = exc.response_body
+    text = body.decode(errors="replace") if isinstance(body, bytes) else str(body or exc.error_message)
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+def missing_group_message(path: str) -> str:
+    return f"The group {path} does not exist in Keycloak (removed by hand?). Use “Repair access” to re-create it."
+
+
+def _check_user_id(user_id: str) -> None:
+    if not USER_ID.match(user_id or ""):
+        raise BadInput("That is not a Keycloak user id.")
+
+
+def _check_path(path: str) -> None:
+    if not GROUP_PATH.match(path or "") or {".", ".."} & set(path.split("/")):
+        raise BadInput(f"{path!r} is not a group path the console manages.")
+
+
+def _user(entry: dict) -> DirectoryUser:
+    return DirectoryUser(
+        id=entry["id"],
+        username=entry.get("username", ""),
+        email=entry.get("email", "") or "",
+        first_name=entry.get("firstName", "") or "",
+        last_name=entry.get("lastName", "") or "",
+        enabled=bool(entry.get("enabled", True)),
+    )
+
+
+def _page(found: list, first: int, size: int) -> UserPage:
+    """A page from a list asked for with max=size+1: the extra entry only says that more follow."""
+    users = tuple(_user(entry) for entry in found[:size])
+    return UserPage(users=users, first=max(first, 0), size=size, has_more=len(found) > size)
+
+
+@cache
+def get_directory() -> GroupDirectory:
+    """The configured Keycloak directory (tests clear this cache to swap settings)."""
+    return GroupDirectory(
+        server_url=settings.KEYCLOAK_URL,
+        realm=settings.KEYCLOAK_REALM,
+        client_id=settings.KEYCLOAK_ADMIN_CLIENT_ID,
+        client_secret=settings.KEYCLOAK_ADMIN_CLIENT_SECRET,
+        timeout=settings.KEYCLOAK_TIMEOUT_SECONDS,
+    )
