@@ -177,15 +177,13 @@ class FakeDirectory:
 
     def search_users(self, text: str, first: int = 0, size: int = 20) -> UserPage:
         self._call("search_users")
-        text = text.strip().strip("*").lower()
-        found = sorted(
-            (
-                user
-                for user in self.users.values()
-                if any(text in value.lower() for value in (user.username, user.email, user.first_name, user.last_name))
-            ),
-            key=lambda u: u.username,
-        )
+        words = text.replace("*", " ").lower().split()
+
+        def matches(user: DirectoryUser) -> bool:
+            fields = [value.lower() for value in (user.username, user.email, user.first_name, user.last_name)]
+            return all(any(word in value for value in fields) for word in words)
+
+        found = sorted(filter(matches, self.users.values()), key=lambda u: u.username)
         return UserPage(tuple(found[first : first + size]), first, size, len(found) > first + size)
 
     def get_user(self, user_id: str) -> DirectoryUser:

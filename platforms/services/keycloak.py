@@ -131,13 +131,14 @@ class GroupDirectory:
     def search_users(self, text: str, first: int = 0, size: int = 20) -> UserPage:
         """One page of users whose username, email, first or last name contains the text (one call).
 
-        Keycloak's `search` matches prefixes; a term without wildcards or quotes is searched
-        anywhere in those fields (`*term*`). An empty text lists every user. Raises Unavailable.
+        Keycloak's `search` splits the text on whitespace, wants every word to match one of those
+        fields, and matches each as a prefix; so each word without wildcards or quotes is sent as
+        `*word*`, to match anywhere. An empty text lists every user. Raises Unavailable.
         """
         text = text.strip()
         query = {"first": max(first, 0), "max": size + 1, "briefRepresentation": "true"}
         if text:
-            query["search"] = text if ("*" in text or '"' in text) else f"*{text}*"
+            query["search"] = text if ("*" in text or '"' in text) else " ".join(f"*{word}*" for word in text.split())
         with self._asking("search users"):
             found = self._admin.get_users(query)
         return _page(found, first, size)

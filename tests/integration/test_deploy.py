@@ -12,8 +12,9 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from platforms import tasks
+from platforms import provisioning, tasks
 from platforms.models import Operation, Platform
+from platforms.services.errors import ServiceError
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +37,9 @@ def new_platform(local_cluster, admin_user, real_services, kubeconfig_text):
     helm_cli(kubeconfig_text, "uninstall", name, "-n", name, check=False)
     with contextlib.suppress(client.ApiException):
         core(kubeconfig_text).delete_namespace(name)
+    # Installs also made the platform's Keycloak groups and client: the realm outlives the test.
+    with contextlib.suppress(ServiceError):
+        provisioning.remove_platform_access(name)
 
 
 def api_client(kubeconfig_text: str) -> client.ApiClient:
