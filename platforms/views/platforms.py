@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from platforms import tasks
-from platforms.access import SERVICES, is_console_admin, require_console_admin, services_reached
+from platforms.access import SERVICES, group_paths, is_console_admin, require_console_admin, services_reached
 from platforms.auth import mirror_groups
 from platforms.forms import EditPlatformForm, LaunchForm
 from platforms.models import AuditEvent, Cluster, Operation, Platform, PlatformBusy
@@ -166,8 +166,9 @@ def service_redirect(request: HttpRequest, name: str, service: str) -> HttpRespo
     except ServiceError as exc:
         ctx = {"platform": platform, "message": str(exc)}
         return render(request, "platforms/access_unavailable.html", ctx, status=503)
-    # Keep the mirror in step too, so the platform list agrees with what was just checked.
-    mirror_groups(request.user, paths)
+    if paths != group_paths(request.user):
+        # Keep the mirror in step too, so the platform list agrees with what was just checked.
+        mirror_groups(request.user, paths)
     if service not in services_reached(paths, platform.name):
         raise PermissionDenied(f"You are not in a group that may use {service} of {platform.name}. Ask an admin.")
     link = platform.service_links.filter(name=service).first()

@@ -140,3 +140,11 @@ def client(client_id: str) -> dict | None:
     """The client's representation (secret included), or None."""
     found = admin_session().get(f"{ADMIN_API}/clients", params={"clientId": client_id}, timeout=10).json()
     return found[0] if found else None
+
+
+def add_to_group(user_id: str, path: str) -> None:
+    """Add a user to a group as a person would in Keycloak's own console."""
+    api = admin_session()
+    group = api.get(f"{ADMIN_API}/group-by-path{path}", timeout=10)
+    group.raise_for_status()
+    api.put(f"{ADMIN_API}/users/{user_id}/groups/{group.json()['id']}", timeout=10).raise_for_status()

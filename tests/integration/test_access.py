@@ -287,6 +287,20 @@ def test_service_subgroup_member_clicks_through_to_that_service_only_and_loses_i
     assert click("jupyterhub").status_code == 302
 
 
+def test_platform_list_follows_a_change_made_in_keycloak_at_the_next_session_check(
+    console, access_platform, person, settings
+):
+    name = access_platform.name
+    username, user_id = person()
+    browser, landing = sign_in(console, username, "pw-123456")
+    assert f'href="/platforms/{name}/"' not in landing.text
+    keycloak_admin.add_to_group(user_id, f"/platforms/{name}/jupyterhub")
+    # Within the re-check interval the console has not asked Keycloak again.
+    assert f'href="/platforms/{name}/"' not in browser.get(f"{console}/", timeout=30).text
+    settings.OIDC_RECHECK_SECONDS = 0
+    assert f'href="/platforms/{name}/"' in browser.get(f"{console}/", timeout=30).text
+
+
 # --- Faults ----------------------------------------------------------------------------------------
 
 
