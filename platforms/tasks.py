@@ -4,6 +4,7 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
 from django_q.tasks import async_task
@@ -38,7 +39,7 @@ def enqueue_link_sync(platform: Platform) -> bool:
 REALM_TARGET = "realm groups"
 
 
-def enqueue_access_repair(platform: Platform | None, actor) -> None:
+def enqueue_access_repair(platform: Platform | None, actor: AbstractBaseUser | None) -> None:
     """Record the request and, on commit, have the worker re-ensure the groups (and the platform's client)."""
     target = platform_group(platform.name) if platform else REALM_TARGET
     AuditEvent.record(actor, "access.repair-requested", target)

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models import Q
@@ -208,7 +209,7 @@ def search_context(request: HttpRequest, scope: Scope) -> dict:
     return ctx
 
 
-def current_group_paths(user) -> frozenset[str]:
+def current_group_paths(user: AbstractBaseUser) -> frozenset[str]:
     """The signed-in user's group paths as Keycloak has them now (two admin API calls).
 
     Raises NotFound when the user no longer exists or is disabled in Keycloak, Unavailable when
