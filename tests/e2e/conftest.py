@@ -8,10 +8,6 @@ import pytest
 
 from tests.integration.conftest import devstack, helm_executable, kubeconfig_text  # noqa: F401 - shared fixtures
 
-# Playwright's sync API runs an event loop in the test's thread; the ORM calls the tests make
-# beside it are still ordinary synchronous code.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "e2e-screenshots"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -25,10 +21,15 @@ CHROMIUM_FLAGS = [
 ]
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items):
+    """Mark the browser tests, and run them last: Playwright's sync API keeps an event loop in the
+    main thread until the session ends, and async_to_sync (the Helm service) refuses to run there."""
     for item in items:
         if "tests/e2e/" in str(item.path):
             item.add_marker(pytest.mark.e2e)
+    items.sort(key=lambda item: "tests/e2e/" in str(item.path))
+
 
 
 def chromium_path() -> str:
@@ -42,7 +43,9 @@ def chromium_path() -> str:
 def browser():
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        # The ORM calls made beside Playwright's event loop (in this thread) are ordinary sync code.
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS, headless=True)
         yield browser
         browser.close()
