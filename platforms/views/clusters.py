@@ -5,8 +5,10 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from platforms.access import require_console_admin
 from platforms.forms import ClusterForm
@@ -122,4 +124,6 @@ def cluster_delete(request: HttpRequest, name: str) -> HttpResponse:
     cluster.delete()
     AuditEvent.record(request.user, "cluster.remove", name)
     messages.success(request, f"Cluster {name} removed from the console (nothing on the cluster was changed).")
+    if request.htmx:  # the confirmed htmx post: send the whole page on to the list
+        return HttpResponseClientRedirect(reverse("cluster_list"))
     return redirect("cluster_list")

@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
@@ -20,10 +21,14 @@ from platforms.services import charts
 from platforms.services.errors import NotFound, ServiceError
 from platforms.views.access import current_group_paths
 
+PLATFORMS_PER_PAGE = 50
+OPERATIONS_SHOWN = 10
+
 
 def visible_platform_or_404(request: HttpRequest, name: str) -> Platform:
     """The platform, if the user may see it; outsiders get the same 404 as for a missing one."""
-    return get_object_or_404(Platform.objects.visible_to(request.user).select_related("cluster"), name=name)
+    platforms = Platform.objects.visible_to(request.user).select_related("cluster", "created_by", "updated_by")
+    return get_object_or_404(platforms, name=name)
 
 
 def available_app_versions(refresh: bool = False) -> tuple[list[str], str]:
@@ -37,9 +42,10 @@ def available_app_versions(refresh: bool = False) -> tuple[list[str], str]:
 @login_required
 @require_GET
 def platform_list(request: HttpRequest) -> HttpResponse:
-    """The platforms the user may see, with their status and service links."""
+    """The platforms the user may see, with their status and service links, a page at a time."""
     platforms = Platform.objects.visible_to(request.user).for_list()
-    return render(request, "platforms/platform_list.html", {"platforms": platforms})
+    page = Paginator(platforms, PLATFORMS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "platforms/platform_list.html", {"platforms": page.object_list, "page": page})
 
 
 @login_required
@@ -87,7 +93,7 @@ def platform_validate(request: HttpRequest) -> HttpResponse:
 
 def live_context(request: HttpRequest, platform: Platform) -> dict:
     """What the live part of the platform page shows: status, services and the operation log."""
-    operations = list(platform.operations.select_related("actor")[:20])
+    operations = list(platform.operations.select_related("actor")[:OPERATIONS_SHOWN])
     active = any(op.state in Operation.ACTIVE_STATES for op in operations)
     return {
         "platform": platform,

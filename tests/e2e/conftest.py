@@ -31,7 +31,6 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: "tests/e2e/" in str(item.path))
 
 
-
 def chromium_path() -> str:
     path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:

@@ -163,3 +163,11 @@ def test_cluster_page_charts_what_its_platforms_request(admin_client, cluster, p
     assert capacity["totals"] == {"cpus": 7.0, "ram_gb": 22, "storage_gb": 40}
     assert rows["big"]["bars"]["ram_gb"] == capacity["width"]  # the largest fills the chart
     assert 'aria-label="16 GB RAM"' in response.content.decode()
+
+
+def test_removing_a_cluster_asks_first_and_redirects_htmx_to_the_list(admin_client, cluster):
+    page = admin_client.get(reverse("cluster_detail", args=["prod"])).content.decode()
+    assert 'hx-confirm="Remove cluster prod from the console?' in page
+    response = admin_client.post(reverse("cluster_delete", args=["prod"]), headers={"HX-Request": "true"})
+    assert response["HX-Redirect"] == reverse("cluster_list")
+    assert not Cluster.objects.exists()
