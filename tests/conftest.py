@@ -4,6 +4,9 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
+# The real local stack's fixtures (devstack, kubeconfig_text, real_services, local_cluster, ...).
+pytest_plugins = ["tests.stack_fixtures"]
+
 
 def make_user(username: str, groups: list[str], admin: bool = False) -> User:
     user = User.objects.create_user(username=username, email=f"{username}@example.org", is_staff=admin)

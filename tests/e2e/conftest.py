@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import devstack, helm_executable, kubeconfig_text  # noqa: F401 - shared fixtures
-
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "e2e-screenshots"
 CHROMIUM_FLAGS = [
     "--headless",
