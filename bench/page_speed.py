@@ -1,7 +1,7 @@
 """Benchmark: the platform list (1,000 platforms) and a platform page under 20 concurrent clients.
 
 Run:  .venv/bin/python bench/page_speed.py [--clients 20] [--seconds 10] [--platforms 1000]
-It fills its own SQLite database, serves the console with gunicorn (4 workers) on loopback,
+It fills its own SQLite database, serves the console with gunicorn (3 workers) on loopback,
 signs a console admin in (a session cookie), and has N client threads fetch each page for the
 given time over keep-alive connections. It prints p50/p95 latency and requests per second.
 Target on a 2-core machine: p95 under 100 ms for both pages.
@@ -64,9 +64,9 @@ def prepare(platforms: int) -> str:
     return client.cookies["sessionid"].value
 
 
-def serve() -> subprocess.Popen:
+def serve(workers: int) -> subprocess.Popen:
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "binderadmin.wsgi", "-w", "4", "-b", f"127.0.0.1:{PORT}",
+        [sys.executable, "-m", "gunicorn", "binderadmin.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{PORT}",
          "--log-level", "warning"],
         cwd=REPO,
         env=os.environ.copy(),
@@ -137,11 +137,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--platforms", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     args = parser.parse_args()
     cookie = prepare(args.platforms)
-    server = serve()
+    server = serve(args.workers)
     try:
-        print(f"{args.platforms} platforms, {args.clients} clients, {args.seconds:.0f} s a page, gunicorn -w 4")
+        setup = f"{args.platforms} platforms, {args.clients} clients, {args.seconds:.0f} s a page"
+        print(f"{setup}, gunicorn -w {args.workers}")
         use_wrk = shutil.which("wrk") is not None
         print("load generator:", "wrk -t2" if use_wrk else "Python threads (apt-get install wrk for a lighter one)")
         for label, path in (("platform list", "/"), ("platform page", "/platforms/p0000/")):

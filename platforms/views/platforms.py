@@ -21,7 +21,7 @@ from platforms.services import charts
 from platforms.services.errors import NotFound, ServiceError
 from platforms.views.access import current_group_paths
 
-PLATFORMS_PER_PAGE = 50
+PLATFORMS_PER_PAGE = 25
 OPERATIONS_SHOWN = 10
 
 
