@@ -217,3 +217,26 @@ def test_unreachable_cluster_fails_the_install_clearly(new_platform, local_clust
     new_platform.refresh_from_db()
     assert new_platform.status == Platform.Status.FAILED
     assert "Kubernetes cluster unreachable" in new_platform.status_message
+
+
+def test_upgrade_refused_by_the_cluster_is_rolled_back_and_reported(new_platform, kubeconfig_text):
+    """helm applies the upgrade, the API server refuses one object (a volume cannot shrink), and
+    --atomic rolls the release back to the last good revision; the console reports why."""
+    Platform.objects.filter(pk=new_platform.pk).update(registry_storage_gb=20)
+    tasks.run_operation(Operation.objects.request(new_platform, "install", None).pk)
+    # The edit form refuses a smaller registry; the database does not, so the test can ask for one.
+    Platform.objects.filter(pk=new_platform.pk).update(registry_storage_gb=10, notebook_ram_gb=4, status="deployed")
+    upgrade = Operation.objects.request(new_platform, "upgrade", None)
+    tasks.run_operation(upgrade.pk)
+    upgrade.refresh_from_db()
+    new_platform.refresh_from_db()
+    assert upgrade.state == "failed"
+    assert new_platform.status == Platform.Status.FAILED
+    assert "storage" in upgrade.error.lower()
+    name = new_platform.name
+    status = json.loads(helm_cli(kubeconfig_text, "status", name, "-n", name, "-o", "json"))
+    assert status["info"]["status"] == "deployed"
+    assert "Rollback to 1" in status["info"]["description"]
+    values = release_values(kubeconfig_text, name)
+    assert values["docker-registry"]["persistence"]["size"] == "20Gi"
+    assert values["binderhub"]["jupyterhub"]["singleuser"]["memory"]["limit"] == "2G"
