@@ -67,10 +67,6 @@ class Cluster(models.Model):
 
 
 class PlatformQuerySet(models.QuerySet):
-    def for_list(self) -> "PlatformQuerySet":
-        """Everything the list page shows, in a fixed number of queries whatever the count."""
-        return self.select_related("cluster", "created_by").prefetch_related("service_links").order_by("name")
-
     def visible_to(self, user) -> "PlatformQuerySet":
         """Admins and platform-users see all; others the platforms whose groups they are in."""
         from platforms.access import visible_platform_filter

@@ -16,7 +16,7 @@ from platforms import tasks
 from platforms.access import SERVICES, group_paths, is_console_admin, require_console_admin, services_reached
 from platforms.auth import mirror_groups
 from platforms.forms import EditPlatformForm, LaunchForm
-from platforms.models import AuditEvent, Cluster, Operation, Platform, PlatformBusy
+from platforms.models import AuditEvent, Cluster, Operation, Platform, PlatformBusy, ServiceLink
 from platforms.services import charts
 from platforms.services.errors import NotFound, ServiceError
 from platforms.views.access import current_group_paths
@@ -43,9 +43,28 @@ def available_app_versions(refresh: bool = False) -> tuple[list[str], str]:
 @require_GET
 def platform_list(request: HttpRequest) -> HttpResponse:
     """The platforms the user may see, with their status and service links, a page at a time."""
-    platforms = Platform.objects.visible_to(request.user).for_list()
+    platforms = Platform.objects.visible_to(request.user).order_by("name").values(*LIST_FIELDS)
     page = Paginator(platforms, PLATFORMS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "platforms/platform_list.html", {"platforms": page.object_list, "page": page})
+    return render(request, "platforms/platform_list.html", {"rows": list_rows(page.object_list), "page": page})
+
+
+# The list is the busiest page: its rows are plain dicts from two queries, not model instances,
+# which halves its render time (bench/page_speed.py).
+LIST_FIELDS = ("id", "name", "app_version", "status", "created_at", "cluster__name", "created_by__username")
+STATUS_LABELS = dict(Platform.Status.choices)
+
+
+def list_rows(platforms) -> list[dict]:
+    """The list page's rows: each platform with its URL, status label and service links."""
+    rows = list(platforms)
+    links: dict[int, list[dict]] = {row["id"]: [] for row in rows}
+    for link in ServiceLink.objects.filter(platform_id__in=links).values("platform_id", "name", "label", "ready"):
+        links[link["platform_id"]].append(link)
+    for row in rows:
+        row["url"] = reverse("platform_detail", args=[row["name"]])
+        row["status_label"] = STATUS_LABELS.get(row["status"], row["status"])
+        row["links"] = [{**link, "url": f"{row['url']}services/{link['name']}/"} for link in links[row["id"]]]
+    return rows
 
 
 @login_required
@@ -97,6 +116,7 @@ def live_context(request: HttpRequest, platform: Platform) -> dict:
     active = any(op.state in Operation.ACTIVE_STATES for op in operations)
     return {
         "platform": platform,
+        "links": list(platform.service_links.all()),
         "operations": operations,
         "can_manage": is_console_admin(request.user),
         # Final: nothing queued or running and nothing to wait for; the page stops polling.
