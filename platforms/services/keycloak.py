@@ -179,10 +179,7 @@ class GroupDirectory:
 
         Raises NotFound naming what is missing (the group or the user), Unavailable.
         """
-        group = self.find_group(path)
-        if group is None:
-            raise NotFound(missing_group_message(path))
-        user = self.get_user(user_id)
+        group, user = self._group_and_user(path, user_id)
         with self._asking(f"add {user.username} to {path}"):
             self._admin.group_user_add(user.id, group.id)
         return user
@@ -192,13 +189,17 @@ class GroupDirectory:
 
         Raises NotFound naming what is missing (the group or the user), Unavailable.
         """
-        group = self.find_group(path)
-        if group is None:
-            raise NotFound(missing_group_message(path))
-        user = self.get_user(user_id)
+        group, user = self._group_and_user(path, user_id)
         with self._asking(f"remove {user.username} from {path}"):
             self._admin.group_user_remove(user.id, group.id)
         return user
+
+    def _group_and_user(self, path: str, user_id: str) -> tuple[DirectoryGroup, DirectoryUser]:
+        """Both ends of a membership change; NotFound names whichever is missing."""
+        group = self.find_group(path)
+        if group is None:
+            raise NotFound(missing_group_message(path))
+        return group, self.get_user(user_id)
 
     # --- Clients ---------------------------------------------------------------------------------
 

@@ -10,21 +10,25 @@ from devstack import config
 ADMIN_API = f"{config.KEYCLOAK_URL}/admin/realms/{config.REALM}"
 
 
-def admin_session() -> requests.Session:
-    """A requests session authenticated as the realm's admin-API service account."""
-    token = requests.post(
-        f"{config.KEYCLOAK_URL}/realms/{config.REALM}/protocol/openid-connect/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": config.ADMIN_CLIENT_ID,
-            "client_secret": config.ADMIN_CLIENT_SECRET,
-        },
-        timeout=10,
-    )
+def bearer_session(realm: str, grant: dict[str, str]) -> requests.Session:
+    """A requests session carrying the access token that `grant` obtains from the realm."""
+    token = requests.post(f"{config.KEYCLOAK_URL}/realms/{realm}/protocol/openid-connect/token", data=grant, timeout=10)
     token.raise_for_status()
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
     return session
+
+
+def admin_session() -> requests.Session:
+    """A requests session authenticated as the realm's admin-API service account."""
+    return bearer_session(
+        config.REALM,
+        {
+            "grant_type": "client_credentials",
+            "client_id": config.ADMIN_CLIENT_ID,
+            "client_secret": config.ADMIN_CLIENT_SECRET,
+        },
+    )
 
 
 def create_user(username: str, password: str, groups: list[str] = ()) -> str:
@@ -62,20 +66,15 @@ def delete_user(user_id: str) -> None:
 def realm_admin_session() -> requests.Session:
     """A session as Keycloak's bootstrap admin: partialImport needs manage-realm, which the console's
     service account rightly lacks. Its tokens live 60 s, so take a fresh session per batch."""
-    token = requests.post(
-        f"{config.KEYCLOAK_URL}/realms/master/protocol/openid-connect/token",
-        data={
+    return bearer_session(
+        "master",
+        {
             "grant_type": "password",
             "client_id": "admin-cli",
             "username": config.KEYCLOAK_ADMIN_USER,
             "password": config.KEYCLOAK_ADMIN_PASSWORD,
         },
-        timeout=10,
     )
-    token.raise_for_status()
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-    return session
 
 
 def import_users(prefix: str, count: int, groups: list[str] = (), batch: int = 1000) -> list[str]:
