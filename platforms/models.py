@@ -85,8 +85,6 @@ class Platform(models.Model):
         UNINSTALLING = "uninstalling", "Uninstalling"
         FAILED = "failed", "Failed"
 
-    BUSY_STATUSES = (Status.PENDING, Status.INSTALLING, Status.UPGRADING, Status.UNINSTALLING)
-
     name = models.CharField(
         max_length=PLATFORM_NAME_MAX_LENGTH,
         unique=True,
@@ -120,10 +118,6 @@ class Platform(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("platform_detail", args=[self.name])
-
-    @property
-    def is_busy(self) -> bool:
-        return self.status in self.BUSY_STATUSES
 
     def ready_links(self) -> dict[str, str]:
         """Service name -> URL of the links that are ready."""
