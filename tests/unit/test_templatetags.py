@@ -2,9 +2,11 @@
 
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
-from platforms.templatetags.console import ago, when
+from platforms.models import Operation
+from platforms.templatetags.console import ago, operation_rows, platform_rows, when
 
 
 def test_when_shows_relative_time_with_exact_title():
@@ -28,3 +30,53 @@ def test_relative_times_use_the_largest_whole_unit():
         "1 week ago",
         "1 year ago",
     ]
+
+
+def platform_row(**overrides) -> dict:
+    row = {
+        "name": "alpha",
+        "url": "/platforms/alpha/",
+        "status": "deployed",
+        "status_label": "Deployed",
+        "cluster__name": "local",
+        "app_version": "0.1.0",
+        "created_by__username": "alice",
+        "created_at": timezone.now() - timedelta(minutes=3),
+        "links": [
+            {"name": "binderhub", "label": "BinderHub", "ready": True, "url": "/platforms/alpha/services/binderhub/"}
+        ],
+    }
+    return {**row, **overrides}
+
+
+def test_platform_rows_escape_every_value_as_the_template_engine_would():
+    hostile = '<script>alert("x")</script>'
+    link = {"name": "jupyterhub", "label": hostile, "ready": False, "url": '/x"onclick="y'}
+    html = platform_rows([platform_row(cluster__name=hostile, created_by__username=hostile, links=[link])])
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert 'href="/x&quot;onclick=&quot;y"' in html
+    assert 'class="service-link waiting"' in html and "(not ready)</a>" in html
+
+
+def test_platform_rows_show_status_links_and_relative_creation_time():
+    html = platform_rows([platform_row(), platform_row(name="beta", links=[], created_by__username=None)])
+    assert html.count("<tr>") == 2
+    assert '<a href="/platforms/alpha/">alpha</a>' in html
+    assert '<span class="status status-deployed" data-testid="status">Deployed</span>' in html
+    assert 'data-testid="service-binderhub">BinderHub</a>' in html
+    assert "alice, <time" in html and ">3 minutes ago</time>" in html
+    assert '<span class="muted">—</span>' in html and "<td>—, <time" in html
+
+
+@pytest.mark.django_db
+def test_operation_rows_escape_output_and_name_the_console_when_no_one_acted(admin_user, platform):
+    Operation.objects.create(platform=platform, kind="install", state="failed", error="bad & <worse>")
+    Operation.objects.create(platform=platform, kind="upgrade", state="succeeded", actor=admin_user, output="<b>ok</b>",
+                             helm_revision=2, finished_at=timezone.now())  # fmt: skip
+    html = operation_rows(list(platform.operations.select_related("actor")))
+    assert '<pre class="log error">bad &amp; &lt;worse&gt;</pre>' in html
+    assert '<pre class="log">&lt;b&gt;ok&lt;/b&gt;</pre>' in html
+    assert "<td>Install</td><td>Failed</td><td>console</td>" in html
+    assert f"<td>Upgrade</td><td>Succeeded</td><td>{admin_user.username}</td>" in html
+    assert "<td>2</td></tr>" in html and html.count("<td>—</td>") == 2
