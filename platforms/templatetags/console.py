@@ -92,11 +92,14 @@ STATE_LABELS = dict(Operation.State.choices)
 
 @register.simple_tag
 def operation_rows(operations: list) -> SafeString:
-    """The operation log's `<tr>`s: one per operation, and its output or error below it."""
+    """The operation log's `<tr>`s: one per operation, and its output or error below it.
+
+    The operations carry `actor_name` (annotated by platforms.views.platforms.live_context).
+    """
     now, zone = timezone.now(), timezone.get_current_timezone()
     lines = []
     for op in operations:
-        actor = (op.actor.username if op.actor else "") or "console"
+        actor = op.actor_name or "console"
         kind, state = KIND_LABELS.get(op.kind, op.kind), STATE_LABELS.get(op.state, op.state)
         lines.append(
             f"<tr><td>{e(kind)}</td><td>{e(state)}</td><td>{e(actor)}</td>"

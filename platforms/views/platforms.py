@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -112,7 +113,8 @@ def platform_validate(request: HttpRequest) -> HttpResponse:
 
 def live_context(request: HttpRequest, platform: Platform) -> dict:
     """What the live part of the platform page shows: status, services and the operation log."""
-    operations = list(platform.operations.select_related("actor")[:OPERATIONS_SHOWN])
+    # The actor's name alone, not their whole user row: a third of this query's time (bench/page_speed.py).
+    operations = list(platform.operations.annotate(actor_name=F("actor__username"))[:OPERATIONS_SHOWN])
     active = any(op.state in Operation.ACTIVE_STATES for op in operations)
     return {
         "platform": platform,

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
 from platforms.models import Operation
@@ -74,7 +75,7 @@ def test_operation_rows_escape_output_and_name_the_console_when_no_one_acted(adm
     Operation.objects.create(platform=platform, kind="install", state="failed", error="bad & <worse>")
     Operation.objects.create(platform=platform, kind="upgrade", state="succeeded", actor=admin_user, output="<b>ok</b>",
                              helm_revision=2, finished_at=timezone.now())  # fmt: skip
-    html = operation_rows(list(platform.operations.select_related("actor")))
+    html = operation_rows(list(platform.operations.annotate(actor_name=F("actor__username"))))
     assert '<pre class="log error">bad &amp; &lt;worse&gt;</pre>' in html
     assert '<pre class="log">&lt;b&gt;ok&lt;/b&gt;</pre>' in html
     assert "<td>Install</td><td>Failed</td><td>console</td>" in html
