@@ -20,7 +20,7 @@ from platforms.forms import EditPlatformForm, LaunchForm
 from platforms.models import AuditEvent, Cluster, Operation, Platform, PlatformBusy, ServiceLink
 from platforms.services import charts
 from platforms.services.errors import NotFound, ServiceError
-from platforms.views.access import current_group_paths
+from platforms.views.access import SERVICE_LABELS, current_group_paths
 
 PLATFORMS_PER_PAGE = 25
 OPERATIONS_SHOWN = 10
@@ -198,7 +198,8 @@ def service_redirect(request: HttpRequest, name: str, service: str) -> HttpRespo
         # Keep the mirror in step too, so the platform list agrees with what was just checked.
         mirror_groups(request.user, paths)
     if service not in services_reached(paths, platform.name):
-        raise PermissionDenied(f"You are not in a group that may use {service} of {platform.name}. Ask an admin.")
+        label = SERVICE_LABELS[service]
+        raise PermissionDenied(f"You are not in a group that may use {label} of {platform.name}. Ask an admin.")
     link = platform.service_links.filter(name=service).first()
     if link and link.ready and link.url.startswith(("https://", "http://")):
         return HttpResponseRedirect(link.url)

@@ -1,7 +1,10 @@
-"""The admin's journey in a real browser: register the cluster, launch, watch it deploy, click through, delete.
+"""The whole journey in a real browser, as the issue tells it, with a screenshot of every step.
 
-A real django-q2 worker runs the deploys with the real helm against the local kube-apiserver; the
-test plays the Zenith operator by marking the Reservations Ready while the page is open.
+The admin signs in on Keycloak's page, registers the local cluster, launches a platform, watches it
+deploy and its services appear, clicks through, gives bob the platform on its Users page, sees bob
+reach the service and lose it again, and deletes the platform. A real django-q2 worker runs the
+deploys with the real helm against the local kube-apiserver; the test plays the Zenith operator by
+marking the Reservations Ready while the page is open; Keycloak is the real one.
 """
 
 import re
@@ -12,7 +15,7 @@ from playwright.sync_api import expect
 
 from devstack import config as devstack_config
 from tests.e2e.test_sign_in import sign_in
-from tests.integration.test_deploy import play_zenith_operator
+from tests.integration.test_deploy import helm_cli, play_zenith_operator
 from tests.integration.test_worker import start_worker, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,13 +28,25 @@ def worker(devstack, tmp_path):
     stop(process)
 
 
-def test_admin_registers_launches_watches_clicks_through_and_deletes(
-    devstack, live_server, page, shot, worker, kubeconfig_text, settings
+@pytest.fixture
+def platform_name(kubeconfig_text):
+    """A fresh platform name; whatever the test leaves installed under it is removed after."""
+    name = f"e2e-{uuid.uuid4().hex[:6]}"
+    yield name
+    helm_cli(kubeconfig_text, "uninstall", name, "-n", name, check=False)
+
+
+def test_admin_launches_a_platform_shares_it_with_bob_takes_it_back_and_deletes_it(
+    devstack, live_server, browser, page, shot, worker, kubeconfig_text, settings, platform_name
 ):
     settings.LINK_SYNC_MIN_INTERVAL_SECONDS = 1
-    base = live_server.url
-    name = f"e2e-{uuid.uuid4().hex[:6]}"
+    base, name = live_server.url, platform_name
+    service = f"{base}/platforms/{name}/services/jupyterhub/"
+    page.goto(f"{base}/")
+    page.wait_for_selector("#kc-form-login")
+    shot(page, "keycloak-login-page")
     sign_in(page, base, "alice", "alice-password")
+    shot(page, "admin-signed-in")
 
     page.click("nav >> text=Clusters")
     page.click("text=Register a cluster")
@@ -59,11 +74,37 @@ def test_admin_registers_launches_watches_clicks_through_and_deletes(
     expect(page.locator("[data-testid=service-binderhub]")).to_have_text(re.compile("BinderHub"))
     shot(page, "deployed-with-services")
 
-    href = page.get_attribute("[data-testid=service-jupyterhub]", "href")
-    response = page.request.get(f"{base}{href}", max_redirects=0)
-    assert response.status == 302
-    assert response.headers["location"] == f"https://jupyterhub-{name}.zenith.example.org"
+    assert f"{base}{page.get_attribute('[data-testid=service-jupyterhub]', 'href')}" == service
+    response = page.request.get(service, max_redirects=0)
+    assert (response.status, response.headers["location"]) == (302, f"https://jupyterhub-{name}.zenith.example.org")
 
+    page.click(f"a[href='/platforms/{name}/users/']")
+    page.fill("#user-search", "bob")
+    expect(page.locator("[data-testid=found-bob]")).to_be_visible()
+    shot(page, "users-page-search")
+    page.click("[data-testid=add-platform-bob]")
+    expect(page.locator("[data-testid=remove-platform-bob]")).to_be_visible()
+    shot(page, "bob-added")
+
+    bob = browser.new_context().new_page()
+    sign_in(bob, base, "bob", "bob-password")
+    expect(bob.locator("[data-testid=platforms]")).to_contain_text(name)
+    shot(bob, "bob-sees-the-platform")
+    reached = bob.request.get(service, max_redirects=0)
+    assert (reached.status, reached.headers["location"]) == (302, f"https://jupyterhub-{name}.zenith.example.org")
+
+    page.once("dialog", lambda dialog: dialog.accept())  # the removal asks first
+    page.click("[data-testid=remove-platform-bob]")
+    expect(page.locator("[data-testid=remove-platform-bob]")).to_have_count(0)
+    shot(page, "bob-removed")
+    refused = bob.request.get(service, max_redirects=0)
+    assert refused.status == 403
+    bob.goto(service)
+    expect(bob.locator("body")).to_contain_text("not in a group")
+    shot(bob, "bob-refused")
+    bob.context.close()
+
+    page.goto(f"{base}/platforms/{name}/")
     page.click("text=Delete")
     page.fill("#confirm_name", name)
     shot(page, "delete-confirmation")
