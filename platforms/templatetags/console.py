@@ -101,8 +101,9 @@ def operation_rows(operations: list) -> SafeString:
     for op in operations:
         actor = op.actor_name or "console"
         kind, state = KIND_LABELS.get(op.kind, op.kind), STATE_LABELS.get(op.state, op.state)
+        badge = f'<span class="status status-{e(op.state)}">{e(state)}</span>'
         lines.append(
-            f"<tr><td>{e(kind)}</td><td>{e(state)}</td><td>{e(actor)}</td>"
+            f"<tr><td>{e(kind)}</td><td>{badge}</td><td>{e(actor)}</td>"
             f"<td>{time_tag(op.requested_at, now, zone)}</td><td>{time_tag(op.finished_at, now, zone)}</td>"
             f"<td>{op.helm_revision or '—'}</td></tr>"
         )

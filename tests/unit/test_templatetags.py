@@ -78,6 +78,7 @@ def test_operation_rows_escape_output_and_name_the_console_when_no_one_acted(adm
     html = operation_rows(list(platform.operations.annotate(actor_name=F("actor__username"))))
     assert '<pre class="log error">bad &amp; &lt;worse&gt;</pre>' in html
     assert '<pre class="log">&lt;b&gt;ok&lt;/b&gt;</pre>' in html
-    assert "<td>Install</td><td>Failed</td><td>console</td>" in html
-    assert f"<td>Upgrade</td><td>Succeeded</td><td>{admin_user.username}</td>" in html
+    assert '<td>Install</td><td><span class="status status-failed">Failed</span></td><td>console</td>' in html
+    succeeded = '<span class="status status-succeeded">Succeeded</span>'
+    assert f"<td>Upgrade</td><td>{succeeded}</td><td>{admin_user.username}</td>" in html
     assert "<td>2</td></tr>" in html and html.count("<td>—</td>") == 2
