@@ -66,12 +66,14 @@ def test_admin_launches_a_platform_shares_it_with_bob_takes_it_back_and_deletes_
     shot(page, "launch-form")
     page.click("button:has-text('Launch')")
     page.wait_for_url(f"{base}/platforms/{name}/")
+    page.evaluate("window.sameDocument = true")  # gone if the page reloads: htmx alone must update it
     expect(page.locator("[data-testid=status-message]")).to_contain_text("waiting for", timeout=60_000)
     shot(page, "installed-waiting-for-zenith")
 
     play_zenith_operator(kubeconfig_text, name)
     expect(page.locator("[data-testid=status]")).to_have_text("Deployed", timeout=60_000)
     expect(page.locator("[data-testid=service-binderhub]")).to_have_text(re.compile("BinderHub"))
+    assert page.evaluate("window.sameDocument === true"), "the platform page reloaded instead of updating in place"
     shot(page, "deployed-with-services")
 
     assert f"{base}{page.get_attribute('[data-testid=service-jupyterhub]', 'href')}" == service
