@@ -129,7 +129,13 @@ def live_context(request: HttpRequest, platform: Platform) -> dict:
 @login_required
 @require_GET
 def platform_detail(request: HttpRequest, name: str) -> HttpResponse:
-    platform = visible_platform_or_404(request, name)
+    # The names of its cluster and of the people, not their whole rows: this page's busiest query.
+    platforms = Platform.objects.visible_to(request.user).annotate(
+        cluster_name=F("cluster__name"),
+        created_by_name=F("created_by__username"),
+        updated_by_name=F("updated_by__username"),
+    )
+    platform = get_object_or_404(platforms, name=name)
     return render(request, "platforms/platform_detail.html", live_context(request, platform))
 
 

@@ -236,6 +236,14 @@ def test_admin_detail_shows_options_and_operations(admin_client, admin_user, pla
     body = admin_client.get(reverse("platform_detail", args=["demo"])).content.decode()
     assert "unlimited" not in body and "Servers per user" in body
     assert 'data-testid="operations"' in body and "Install" in body
+    assert f"<dd>{platform.cluster.name}</dd>" in body
+    assert f"<dd>{admin_user.username}, <time" in body  # created by, and last changed by
+
+
+def test_detail_names_nobody_when_its_people_are_gone(admin_client, admin_user, platform):
+    Platform.objects.filter(pk=platform.pk).update(created_by=None, updated_by=None)
+    body = admin_client.get(reverse("platform_detail", args=["demo"])).content.decode()
+    assert body.count("<dd>—, <time") == 2
 
 
 def list_queries(client: Client) -> int:
