@@ -74,7 +74,9 @@ def platform_create(request: HttpRequest) -> HttpResponse:
     """The launch form; a valid launch records the platform and its install operation."""
     require_console_admin(request.user, "launch platforms")
     versions, versions_error = available_app_versions()
-    form = LaunchForm(request.POST or None, app_versions=versions)
+    # "Launch one onto it" on a cluster's page links here with ?cluster=<name>.
+    initial = {"cluster": Cluster.objects.filter(name=request.GET.get("cluster", "")).first()}
+    form = LaunchForm(request.POST or None, app_versions=versions, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             with transaction.atomic():

@@ -8,7 +8,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from platforms.models import Operation, Platform
+from platforms.models import Cluster, Operation, Platform
 from platforms.services import charts
 from platforms.services.errors import Unavailable
 from tests.conftest import make_user
@@ -87,6 +87,18 @@ def test_launch_form_offers_the_options_with_azimuth_defaults(admin_client, clus
     body = response.content.decode()
     assert "Set to 0 for unlimited." in body
     assert "The storage allocated to BinderHub&#x27;s docker image registry" in body
+
+
+def test_a_clusters_page_offers_to_launch_onto_it_with_the_cluster_chosen(admin_client, cluster, stub_app_versions):
+    other = Cluster(name="other")
+    other.kubeconfig = cluster.kubeconfig
+    other.save()
+    page = admin_client.get(reverse("cluster_detail", args=["other"])).content.decode()
+    launch = f"{reverse('platform_create')}?cluster=other"
+    assert f'<a href="{launch}">Launch one onto it</a>' in page
+    form = admin_client.get(launch).context["form"]
+    assert form["cluster"].value() == other.pk
+    assert admin_client.get(f"{reverse('platform_create')}?cluster=nope").context["form"]["cluster"].value() is None
 
 
 def test_launch_records_platform_and_install_operation(admin_client, admin_user, cluster, stub_app_versions):
