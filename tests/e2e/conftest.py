@@ -49,19 +49,31 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
-    """A fresh browser page; the test fails if the console's own pages break its CSP."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    violations: list[str] = []
-    page.on(
-        "console",
-        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
-    )
-    yield page
-    context.close()
+def new_page(browser):
+    """Makes fresh browser pages (one context each); the test fails if any page breaks the console's CSP."""
+    contexts, violations = [], []
+
+    def make():
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.on(
+            "console",
+            lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+        )
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
     assert violations == [], violations
+
+
+@pytest.fixture
+def page(new_page):
+    """A fresh browser page, watched for CSP violations."""
+    return new_page()
 
 
 @pytest.fixture

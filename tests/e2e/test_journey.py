@@ -37,7 +37,7 @@ def platform_name(kubeconfig_text):
 
 
 def test_admin_launches_a_platform_shares_it_with_bob_takes_it_back_and_deletes_it(
-    devstack, live_server, browser, page, shot, worker, kubeconfig_text, settings, platform_name
+    devstack, live_server, new_page, page, shot, worker, kubeconfig_text, settings, platform_name
 ):
     settings.LINK_SYNC_MIN_INTERVAL_SECONDS = 1
     base, name = live_server.url, platform_name
@@ -88,7 +88,7 @@ def test_admin_launches_a_platform_shares_it_with_bob_takes_it_back_and_deletes_
     expect(page.locator("[data-testid=remove-platform-bob]")).to_be_visible()
     shot(page, "bob-added")
 
-    bob = browser.new_context().new_page()
+    bob = new_page()  # a second browser context: bob's own cookies
     sign_in(bob, base, "bob", "bob-password")
     expect(bob.locator("[data-testid=platforms]")).to_contain_text(name)
     shot(bob, "bob-sees-the-platform")
@@ -104,7 +104,6 @@ def test_admin_launches_a_platform_shares_it_with_bob_takes_it_back_and_deletes_
     bob.goto(service)
     expect(bob.locator("body")).to_contain_text("not in a group")
     shot(bob, "bob-refused")
-    bob.context.close()
 
     page.goto(f"{base}/platforms/{name}/")
     page.click("text=Delete")
