@@ -5,6 +5,7 @@ calls (two per group shown, one per search) whatever the member count. Changes a
 synchronous admin API calls, each written to the audit log.
 """
 
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -121,11 +122,19 @@ def realm_scope() -> Scope:
 def load_groups(scope: Scope, request: HttpRequest) -> tuple[list[GroupView], str]:
     """A page of members of each group (page offsets from `first-<key>`), and Keycloak's error if any.
 
-    Stops at the first Unavailable: every further call would wait for the same timeout.
+    Stops at the first Unavailable: every further call would wait for the same timeout. And stops
+    once the page has waited KEYCLOAK_TIMEOUT_SECONDS in all: a Keycloak that answers each call just
+    within the timeout would otherwise hold the page for ten of them.
     """
     directory = keycloak.get_directory()
+    deadline = time.monotonic() + settings.KEYCLOAK_TIMEOUT_SECONDS
     views = []
     for spec in scope.groups:
+        if time.monotonic() > deadline:
+            return [], (
+                f"Keycloak is answering too slowly: reading the groups took over "
+                f"{settings.KEYCLOAK_TIMEOUT_SECONDS}s, so the page stopped waiting."
+            )
         view = GroupView(spec)
         try:
             view.page = directory.members(spec.path, offset(request, f"first-{spec.key}"), MEMBERS_PAGE_SIZE)

@@ -1,5 +1,7 @@
 """The Users page of a platform and the realm's Access page, over the in-memory Keycloak directory."""
 
+from types import SimpleNamespace
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -9,6 +11,7 @@ from platforms import tasks
 from platforms.access import platform_groups
 from platforms.models import AuditEvent
 from platforms.services.errors import Unavailable
+from platforms.views import access as access_views
 from tests.conftest import make_user
 
 HTMX = {"HX-Request": "true"}
@@ -128,6 +131,19 @@ def test_keycloak_down_gives_a_clear_503_page_not_a_500(admin_client, platform, 
     assert "Keycloak did not answer in time" in body
     assert "The members are not shown until Keycloak answers" in body
     assert len(directory.calls) == 1  # no second wait once Keycloak did not answer
+
+
+def test_a_keycloak_slow_on_every_call_holds_the_page_one_timeout_not_ten(
+    admin_client, platform, directory, settings, monkeypatch
+):
+    settings.KEYCLOAK_TIMEOUT_SECONDS = 10
+    clock = iter(range(0, 1000, 4))  # each reading of the clock: four seconds later
+    monkeypatch.setattr(access_views, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    directory.calls.clear()
+    response = admin_client.get(users_url())
+    assert response.status_code == 503
+    assert "Keycloak is answering too slowly: reading the groups took over 10s" in response.content.decode()
+    assert directory.calls.count("group_members") == 2  # read at 4 s and 8 s; at 12 s the page gave up
 
 
 def test_audit_log_of_the_platform_is_on_the_page(admin_client, admin_user, platform):
