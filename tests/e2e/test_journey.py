@@ -7,6 +7,7 @@ deploys with the real helm against the local kube-apiserver; the test plays the 
 marking the Reservations Ready while the page is open; Keycloak is the real one.
 """
 
+import re
 import uuid
 
 import pytest
@@ -126,9 +127,11 @@ def test_admin_launches_a_platform_shares_it_with_bob_takes_it_back_and_deletes_
 
     page.goto(f"{base}/platforms/{name}/")
     page.click("text=Delete")
-    page.fill("#confirm_name", name)
+    # By keyboard alone: the confirmation field is focused by its label, typed into, and Enter submits.
+    page.get_by_label(re.compile(f"Type {name} to confirm")).focus()
+    page.keyboard.type(name)
     shot(page, "delete-confirmation")
-    page.click(f"button:has-text('Delete {name}')")
+    page.keyboard.press("Enter")
     page.wait_for_url(f"{base}/", timeout=90_000)
     expect(page.locator("body")).not_to_contain_text(name)
     shot(page, "deleted")
