@@ -7,7 +7,7 @@ from django import template
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from platforms.models import Operation
+from platforms.models import Operation, Platform
 
 register = template.Library()
 
@@ -55,6 +55,7 @@ e = html.escape
 
 
 NO_LINKS = '<span class="muted">—</span>'
+STATUS_LABELS = dict(Platform.Status.choices)
 
 
 @register.simple_tag
@@ -64,7 +65,8 @@ def platform_rows(rows: list[dict]) -> SafeString:
     lines = []
     for row in rows:
         name, url, status = e(row["name"]), e(row["url"]), e(row["status"])
-        cluster, version, label = e(row["cluster__name"]), e(row["app_version"]), e(row["status_label"])
+        cluster, version = e(row["cluster__name"]), e(row["app_version"])
+        label = e(STATUS_LABELS.get(row["status"], row["status"]))
         links = "".join(service_link(link) for link in row["links"]) or NO_LINKS
         creator = e(row["created_by__username"] or "—")
         created = time_tag(row["created_at"], now, zone)

@@ -20,7 +20,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from platforms import tasks
+from platforms import tasks, values
 from platforms.access import (
     SERVICES,
     platform_group,
@@ -38,7 +38,8 @@ from platforms.services.types import DirectoryUser, UserPage
 MEMBERS_PAGE_SIZE = 50
 SEARCH_PAGE_SIZE = 20
 AUDIT_LOG_LENGTH = 50
-SERVICE_LABELS = {"binderhub": "BinderHub", "jupyterhub": "JupyterHub"}
+# The services' display names, from the one table that also gives the links their labels and icons.
+SERVICE_LABELS = {service: label for service, (label, _icon) in values.SERVICE_LABELS.items()}
 
 
 @dataclass(frozen=True)

@@ -52,18 +52,16 @@ def platform_list(request: HttpRequest) -> HttpResponse:
 # The list is the busiest page: its rows are plain dicts from two queries, not model instances,
 # which halves its render time (bench/page_speed.py).
 LIST_FIELDS = ("id", "name", "app_version", "status", "created_at", "cluster__name", "created_by__username")
-STATUS_LABELS = dict(Platform.Status.choices)
 
 
 def list_rows(platforms) -> list[dict]:
-    """The list page's rows: each platform with its URL, status label and service links."""
+    """The list page's rows: each platform with its URL and service links."""
     rows = list(platforms)
     links: dict[int, list[dict]] = {row["id"]: [] for row in rows}
     for link in ServiceLink.objects.filter(platform_id__in=links).values("platform_id", "name", "label", "ready"):
         links[link["platform_id"]].append(link)
     for row in rows:
         row["url"] = reverse("platform_detail", args=[row["name"]])
-        row["status_label"] = STATUS_LABELS.get(row["status"], row["status"])
         row["links"] = [{**link, "url": f"{row['url']}services/{link['name']}/"} for link in links[row["id"]]]
     return rows
 
@@ -115,7 +113,7 @@ def platform_validate(request: HttpRequest) -> HttpResponse:
 
 def live_context(request: HttpRequest, platform: Platform) -> dict:
     """What the live part of the platform page shows: status, services and the operation log."""
-    # The actor's name alone, not their whole user row: a third of this query's time (bench/page_speed.py).
+    # The actor's name alone, not their whole user row: a third of this query's time (measured in-process).
     operations = list(platform.operations.annotate(actor_name=F("actor__username"))[:OPERATIONS_SHOWN])
     active = any(op.state in Operation.ACTIVE_STATES for op in operations)
     return {

@@ -38,7 +38,6 @@ def platform_row(**overrides) -> dict:
         "name": "alpha",
         "url": "/platforms/alpha/",
         "status": "deployed",
-        "status_label": "Deployed",
         "cluster__name": "local",
         "app_version": "0.1.0",
         "created_by__username": "alice",
