@@ -99,8 +99,10 @@ def test_admin_launches_a_platform_shares_it_with_bob_takes_it_back_and_deletes_
     page.go_back()
 
     page.click(f"a[href='/platforms/{name}/users/']")
+    # Wait for the load event: typing before htmx has set up the search box would send no search.
+    page.wait_for_url(f"{base}/platforms/{name}/users/")
     page.fill("#user-search", "bob")
-    expect(page.locator("[data-testid=found-bob]")).to_be_visible()
+    expect(page.locator("[data-testid=found-bob]")).to_be_visible(timeout=20_000)  # a cold Keycloak is slow
     shot(page, "users-page-search")
     page.click("[data-testid=add-platform-bob]")
     expect(page.locator("[data-testid=remove-platform-bob]")).to_be_visible()
