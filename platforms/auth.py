@@ -17,6 +17,15 @@ logger = logging.getLogger(__name__)
 
 SESSION_REFRESH_TOKEN = "oidc_refresh_token"
 SESSION_CHECKED_AT = "oidc_checked_at"
+# Set in the new anonymous session when the session re-check signs someone out, for the signed-out
+# page to say why. It holds one of these codes, never Keycloak's own words.
+SESSION_SIGNED_OUT_REASON = "signed_out_reason"
+SIGNED_OUT_REASONS = {
+    "disabled": "Keycloak reports that your account is disabled, so the console signed you out. "
+    "Ask a console admin if you think that is a mistake.",
+    "ended": "Keycloak no longer accepts your session: it expired, or was ended in Keycloak (by you "
+    "elsewhere or by an administrator). The console signed you out too; sign in again to carry on.",
+}
 
 
 class KeycloakOIDCBackend(OIDCAuthenticationBackend):

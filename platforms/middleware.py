@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django_htmx.http import HttpResponseClientRedirect
 
-from platforms.auth import SESSION_CHECKED_AT, SESSION_REFRESH_TOKEN, mirror_groups
+from platforms.auth import SESSION_CHECKED_AT, SESSION_REFRESH_TOKEN, SESSION_SIGNED_OUT_REASON, mirror_groups
 from platforms.services.errors import NotFound, Unavailable
 from platforms.services.oidc import get_session_checker
 
@@ -53,6 +53,7 @@ class KeycloakSessionCheckMiddleware:
         except NotFound as exc:
             logger.info("user=%s session ended by Keycloak: %s", username, exc)
             auth.logout(request)
+            request.session[SESSION_SIGNED_OUT_REASON] = refusal_reason(exc)
             target = settings.LOGOUT_REDIRECT_URL
             if request.headers.get("HX-Request"):
                 return HttpResponseClientRedirect(redirect(target).url)
@@ -67,3 +68,10 @@ class KeycloakSessionCheckMiddleware:
         if tokens.groups is not None:
             mirror_groups(request.user, tokens.groups)
         return None
+
+
+def refusal_reason(refusal: NotFound) -> str:
+    """The signed-out reason code (platforms.auth.SIGNED_OUT_REASONS) for Keycloak's refusal of a session."""
+    # Keycloak's token endpoint answers a disabled user's refresh with invalid_grant and the
+    # description "User disabled" (TokenManager.validateToken), which the checker's message carries.
+    return "disabled" if "disabled" in str(refusal).lower() else "ended"

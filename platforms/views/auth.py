@@ -10,6 +10,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView
 
+from platforms.auth import SESSION_SIGNED_OUT_REASON, SIGNED_OUT_REASONS
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,5 +58,9 @@ def login_failed(request: HttpRequest) -> HttpResponse:
 @login_not_required
 @require_GET
 def logged_out(request: HttpRequest) -> HttpResponse:
-    """Where Keycloak returns the browser after signing out."""
-    return render(request, "auth/logged_out.html", {})
+    """Where Keycloak returns the browser after signing out, and the session re-check sends a refused session.
+
+    The re-check leaves a reason code in the session; it is shown once, and only if it is a known code.
+    """
+    ctx = {"reason": SIGNED_OUT_REASONS.get(request.session.pop(SESSION_SIGNED_OUT_REASON, ""))}
+    return render(request, "auth/logged_out.html", ctx)

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from platforms import middleware
-from platforms.auth import SESSION_CHECKED_AT, SESSION_REFRESH_TOKEN
+from platforms.auth import SESSION_CHECKED_AT, SESSION_REFRESH_TOKEN, SESSION_SIGNED_OUT_REASON
 from platforms.services.errors import NotFound, Unavailable
 from platforms.services.types import TokenSet
 
@@ -46,6 +46,34 @@ def test_session_refused_by_keycloak_is_signed_out(oidc_session, monkeypatch):
     assert response.status_code == 302
     assert response["Location"] == reverse("logged_out")
     assert oidc_session.get(reverse("platform_list")).status_code == 302
+
+
+def test_disabled_user_is_told_why_once(oidc_session, monkeypatch):
+    use_checker(monkeypatch, NotFound("Keycloak ended this session (User disabled)."))
+    page = oidc_session.get(reverse("platform_list"), follow=True)
+    assert page.request["PATH_INFO"] == reverse("logged_out")
+    assert "your account is disabled" in page.content.decode()
+    again = oidc_session.get(reverse("logged_out")).content.decode()
+    assert "disabled" not in again
+    assert "Your console and Keycloak sessions have ended." in again
+
+
+def test_ended_keycloak_session_is_told_apart_from_a_disabled_account(oidc_session, monkeypatch):
+    use_checker(monkeypatch, NotFound("Keycloak ended this session (Session not active)."))
+    page = oidc_session.get(reverse("platform_list"), headers={"HX-Request": "true"})
+    text = oidc_session.get(page["HX-Redirect"]).content.decode()
+    assert "Keycloak no longer accepts your session" in text
+    assert "Session not active" not in text  # a fixed sentence per reason, never Keycloak's words
+
+
+def test_signed_out_page_shows_only_known_reasons(client, db):
+    session = client.session
+    session[SESSION_SIGNED_OUT_REASON] = "<script>alert(1)</script>"
+    session.save()
+    text = client.get(reverse("logged_out"), {"reason": "disabled"}).content.decode()
+    assert "<script>alert(1)" not in text
+    assert "disabled" not in text
+    assert "Your console and Keycloak sessions have ended." in text
 
 
 def test_htmx_request_of_a_refused_session_gets_client_redirect(oidc_session, monkeypatch):
