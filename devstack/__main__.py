@@ -1,27 +1,18 @@
-"""Command line of the local stack: python -m devstack up|down|status|env."""
+"""Command line of the local stack: python -m devstack up|down|status|env|zenith."""
 
 import argparse
 import sys
 
-from devstack import config, stack
+from devstack import config, stack, zenith
 from devstack.procs import DevstackError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "env"])
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         if args.command == "up":
             stack.up()
-            admin = f"{config.KEYCLOAK_ADMIN_USER}/{config.KEYCLOAK_ADMIN_PASSWORD}"
-            print(f"devstack: Keycloak {config.KEYCLOAK_URL} (its admin console: {admin})")
-            print(f"devstack: Kubernetes API {config.KUBE_URL}, kubeconfig {config.KUBECONFIG}")
-            versions = ", ".join(config.APP_CHART_VERSIONS)
-            print(f"devstack: chart repository {config.CHART_REPO_URL} ({config.APP_CHART_NAME} {versions})")
-            print(f"devstack: logs in {config.LOG_DIR}")
-            for username, password, role in config.DEMO_USERS:
-                print(f"devstack: demo login {username} / {password} ({role})")
+            print_up()
         elif args.command == "down":
             stopped = stack.down()
             print("devstack: stopped " + (", ".join(stopped) if stopped else "nothing (nothing was running)"))
@@ -31,12 +22,60 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "env":
             for key, value in stack.console_env().items():
                 print(f"export {key}='{value}'")
+        elif args.command == "zenith":
+            play_zenith(args.platform, args.watch)
     except DevstackError as exc:
         print(f"devstack: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line's parser: one subcommand per action."""
+    top = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True, metavar="{up,down,status,env,zenith}")
+    commands.add_parser("up", help="build what is missing and start the stack")
+    commands.add_parser("down", help="stop the processes that up started")
+    commands.add_parser("status", help="show which parts are running")
+    commands.add_parser("env", help="print the console's environment as shell exports")
+    play = commands.add_parser(
+        "zenith",
+        help=f"play the Zenith operator: mark platforms' Reservations Ready under {config.ZENITH_BASE_DOMAIN}",
+    )
+    play.add_argument("platform", nargs="?", help="only this platform (default: every platform)")
+    play.add_argument("--watch", action="store_true", help="keep marking new Reservations Ready until Ctrl-C")
+    return top
+
+
+def print_up() -> None:
+    """Where the parts of the running stack are, and the demo logins."""
+    admin = f"{config.KEYCLOAK_ADMIN_USER}/{config.KEYCLOAK_ADMIN_PASSWORD}"
+    print(f"devstack: Keycloak {config.KEYCLOAK_URL} (its admin console: {admin})")
+    print(f"devstack: Kubernetes API {config.KUBE_URL}, kubeconfig {config.KUBECONFIG}")
+    versions = ", ".join(config.APP_CHART_VERSIONS)
+    print(f"devstack: chart repository {config.CHART_REPO_URL} ({config.APP_CHART_NAME} {versions})")
+    print(f"devstack: logs in {config.LOG_DIR}")
+    for username, password, role in config.DEMO_USERS:
+        print(f"devstack: demo login {username} / {password} ({role})")
+
+
+def play_zenith(platform: str | None, keep_watching: bool) -> None:
+    """Mark the Reservations Ready once, or keep doing so for new ones until Ctrl-C; print each address."""
+    api = zenith.local_api()
+    which = f"platform {platform}" if platform else "every platform"
+    if keep_watching:
+        print(f"devstack: marking the Reservations of {which} Ready as they appear; stop with Ctrl-C", flush=True)
+        zenith.watch(api, platform, lambda line: print(f"devstack: {line}", flush=True))
+    exposed = zenith.expose_locally(api, platform)
+    for item in exposed:
+        print(f"devstack: {item}")
+    if not exposed:
+        print(
+            f"devstack: no Reservations found for {which}: launch it on a cluster with Zenith exposure, "
+            "or try again once its install has started (or use --watch)"
+        )
 
 
 if __name__ == "__main__":

@@ -64,3 +64,7 @@ APP_CHART_NAME = "binderhub-platform"
 APP_CHART_DIR = REPO_DIR / "charts" / APP_CHART_NAME
 APP_CHART_VERSIONS = ("0.1.0", "0.2.0", "0.3.0-rc.1")
 CHART_REPO_DIR = RUN_DIR / "charts"
+
+# Where the `zenith` command puts the services it exposes: `<service>-<platform>.zenith.localhost`.
+# Names under .localhost stay on this machine (RFC 6761), so a demo link can never reach someone else.
+ZENITH_BASE_DOMAIN = "zenith.localhost"
