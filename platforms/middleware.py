@@ -72,6 +72,7 @@ class KeycloakSessionCheckMiddleware:
 
 def refusal_reason(refusal: NotFound) -> str:
     """The signed-out reason code (platforms.auth.SIGNED_OUT_REASONS) for Keycloak's refusal of a session."""
-    # Keycloak's token endpoint answers a disabled user's refresh with invalid_grant and the
-    # description "User disabled" (TokenManager.validateToken), which the checker's message carries.
+    # Keycloak 26's token endpoint answers a disabled user's refresh with invalid_grant and the
+    # description "User disabled" (a session ended there: "Session not active"), which the checker's
+    # message carries. A structured reason from the checker would be sturdier than this text.
     return "disabled" if "disabled" in str(refusal).lower() else "ended"
