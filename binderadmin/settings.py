@@ -100,6 +100,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "platforms.refusals.OversizedPostMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
@@ -107,6 +108,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "platforms.refusals.PermissionDeniedLogMiddleware",
 ]
 
 ROOT_URLCONF = "binderadmin.urls"
@@ -209,6 +211,9 @@ LAUNCH_MAX_STORAGE_GB = env_int("LAUNCH_MAX_STORAGE_GB", 2000)
 LAUNCH_MAX_SERVERS_PER_USER = env_int("LAUNCH_MAX_SERVERS_PER_USER", 100)
 # How long a cluster check may wait for the API server, in seconds.
 CLUSTER_CHECK_TIMEOUT_SECONDS = env_int("CLUSTER_CHECK_TIMEOUT_SECONDS", 5)
+# The API server hosts a kubeconfig may point at: host names or IPs, and `.example.org` for any host
+# under a domain; empty allows any host.
+CLUSTER_API_HOSTS = [host.strip().lower() for host in env_str("CLUSTER_API_HOSTS", "").split(",") if host.strip()]
 
 # --- Helm -------------------------------------------------------------------------------------------
 HELM_EXECUTABLE = env_str("HELM_EXECUTABLE", "helm")

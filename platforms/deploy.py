@@ -19,12 +19,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from platforms import provisioning
-from platforms.access import platform_group
-from platforms.models import Operation, Platform, ServiceLink
+from platforms.access import SERVICES, platform_group
+from platforms.models import Cluster, Operation, Platform, ServiceLink
+from platforms.service_addresses import CheckedLink, check_links
 from platforms.services import helm, kube
 from platforms.services.errors import Conflict, ServiceError
-from platforms.services.types import ReleaseSpec, ServiceLinkInfo
-from platforms.values import REGISTRY_USERNAME, ValuesInput, build_values, known_links
+from platforms.services.types import ReleaseSpec
+from platforms.values import REGISTRY_USERNAME, SERVICE_LABELS, ValuesInput, build_values, ingress_urls, known_links
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +221,8 @@ class StuckNamespace(ServiceError):
 def sync_service_links(platform_id: int) -> bool:
     """Record the platform's service links from the cluster; return True if an upgrade must follow.
 
+    - an address the cluster reported is refused (platforms.service_addresses): the platform
+      waits, saying why, and nothing of it reaches a link, Keycloak or Helm;
     - links changed what the values need (JupyterHub's URL is known only once Zenith has it):
       True, so the caller requests a follow-up upgrade that sets hub_url and the OAuth callbacks;
     - every service ready and the values up to date: the platform is Deployed.
@@ -227,33 +230,51 @@ def sync_service_links(platform_id: int) -> bool:
     platform = Platform.objects.select_related("cluster").filter(pk=platform_id).first()
     if platform is None or platform.status not in (Platform.Status.INSTALLING, Platform.Status.UPGRADING):
         return False
-    found = kube.get_kube().service_links(platform.cluster.access(), platform.name, platform.cluster.exposure)
-    record_links(platform, found)
+    cluster = platform.cluster
+    found = kube.get_kube().service_links(cluster.access(), platform.name, cluster.exposure)
+    checked = check_links(found, cluster.zenith_base_domain, expected_ingress_urls(platform))
+    record_links(platform, checked)
     if platform.operations.filter(state__in=Operation.ACTIVE_STATES).exists():
         return False
-    if platform.ready_links() != platform.deployed_links:
+    problems = [link.problem for link in checked if link.problem]
+    for problem in problems:
+        logger.warning("platform=%s %s", platform.name, problem)
+    if not problems and platform.ready_links() != platform.deployed_links:
         return True
-    if found and all(link.ready for link in found):
-        Platform.objects.filter(pk=platform.pk).exclude(status=Platform.Status.DEPLOYED).update(
-            status=Platform.Status.DEPLOYED, status_message="", updated_at=timezone.now()
-        )
+    if checked and all(link.ready for link in checked) and len(checked) == len(SERVICES):
+        message, status = "", Platform.Status.DEPLOYED
     else:
-        waiting = ", ".join(link.label for link in found if not link.ready) or "its services"
-        Platform.objects.filter(pk=platform.pk).update(
-            status_message=f"Release deployed; waiting for {waiting} to be exposed.", updated_at=timezone.now()
-        )
+        message, status = " ".join(problems) or waiting_message(cluster, checked), platform.status
+    Platform.objects.filter(pk=platform.pk).exclude(status=status, status_message=message).update(
+        status=status, status_message=message, updated_at=timezone.now()
+    )
     return False
 
 
-def record_links(platform: Platform, found: list[ServiceLinkInfo]) -> None:
+def expected_ingress_urls(platform: Platform) -> dict[str, str]:
+    """With Ingress exposure, the only URLs the platform's Ingresses may report."""
+    cluster = platform.cluster
+    if cluster.exposure != Cluster.Exposure.INGRESS:
+        return {}
+    return ingress_urls(platform.name, cluster.ingress_base_domain, cluster.ingress_tls)
+
+
+def waiting_message(cluster: Cluster, checked: list[CheckedLink]) -> str:
+    """What a platform whose release is deployed waits for, in words."""
+    ready = {link.name for link in checked if link.ready}
+    labels = ", ".join(SERVICE_LABELS[name][0] for name in SERVICES if name not in ready)
+    if cluster.exposure == Cluster.Exposure.INGRESS:
+        return f"Release deployed; waiting for the cluster's Ingresses to expose {labels}."
+    return f"Release deployed; waiting for Zenith to expose {labels}."
+
+
+def record_links(platform: Platform, checked: list[CheckedLink]) -> None:
     now = timezone.now()
-    for info in found:
+    for link in checked:
         ServiceLink.objects.update_or_create(
-            platform=platform,
-            name=info.name,
-            defaults={"label": info.label, "icon": info.icon, "url": info.url, "ready": info.ready, "seen_at": now},
+            platform=platform, name=link.name, defaults={"url": link.url, "ready": link.ready, "seen_at": now}
         )
-    ServiceLink.objects.filter(platform=platform).exclude(name__in=[info.name for info in found]).delete()
+    ServiceLink.objects.filter(platform=platform).exclude(name__in=[link.name for link in checked]).delete()
 
 
 def orphaned_operations() -> list[int]:

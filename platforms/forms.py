@@ -10,104 +10,153 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
 from platforms.models import PLATFORM_NAME_MAX_LENGTH, Cluster, Platform
-from platforms.services import kube
+from platforms.services import kube, kubeconfig
 from platforms.services.errors import ServiceError
 from platforms.services.types import ClusterAccess, ServerVersion
 
-KUBECONFIG_MAX_BYTES = 256 * 1024
 DNS_NAME = re.compile(r"^(?=.{1,253}\Z)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*\Z")
+PASTE_AGAIN = "For your safety the kubeconfig is not sent back to the browser: paste or upload it again."
+
+
+class SecretTextarea(forms.Textarea):
+    """A textarea that never renders what was submitted: a kubeconfig holds credentials."""
+
+    def format_value(self, value: object) -> None:
+        return None
 
 
 class ClusterForm(forms.ModelForm):
-    """Register or change a cluster; on save the cluster is checked with the kubernetes client."""
+    """Register or change a cluster; on save the kubeconfig is checked, cut down, and the cluster asked."""
 
     kubeconfig = forms.CharField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false", "autocomplete": "off"}),
-        help_text="Paste a kubeconfig, or upload it below. It is stored encrypted and never shown again.",
+        widget=SecretTextarea(attrs={"rows": 8, "spellcheck": "false", "autocomplete": "off"}),
+        help_text=(
+            "Paste a kubeconfig, or upload it below. Credentials must be inline (token, or "
+            "client-certificate-data and client-key-data); exec plugins and file paths are refused. "
+            "Only the chosen context is kept, encrypted, and never shown again."
+        ),
     )
     kubeconfig_file = forms.FileField(required=False, label="Kubeconfig file")
 
     class Meta:
         model = Cluster
-        fields = ["name", "context", "exposure", "ingress_base_domain", "ingress_class", "ingress_tls"]
+        fields = ["name", "exposure", "zenith_base_domain", "ingress_base_domain", "ingress_class", "ingress_tls"]
+        labels = {
+            "zenith_base_domain": "Zenith base domain",
+            "ingress_base_domain": "Ingress base domain",
+            "ingress_class": "Ingress class",
+            "ingress_tls": "Serve services over HTTPS",
+        }
         help_texts = {
             "name": "A short name for this cluster (lowercase letters, digits and '-').",
-            "context": "The kubeconfig context to use; empty means its current context.",
             "exposure": "How platforms on this cluster expose their services: Zenith, or Kubernetes Ingress.",
-            "ingress_base_domain": "Ingress only: services get hosts under this domain.",
-            "ingress_class": "Ingress only: the ingress class to use (empty for the cluster's default).",
-            "ingress_tls": "Ingress only: serve the services over HTTPS.",
+            "zenith_base_domain": (
+                "Optional, e.g. apps.example.org: only service addresses under this domain are accepted "
+                "from the cluster's Zenith operator. Empty accepts any plain host name."
+            ),
+            "ingress_base_domain": "Services get hosts under this domain.",
+            "ingress_class": "The ingress class to use (empty for the cluster's default).",
+            "ingress_tls": "Link to the services with https://.",
         }
+
+    # Shown only with the matching exposure (by CSS on the form, see _field.html's `data-exposure`).
+    EXPOSURE_FIELDS = {
+        "zenith_base_domain": Cluster.Exposure.ZENITH,
+        "ingress_base_domain": Cluster.Exposure.INGRESS,
+        "ingress_class": Cluster.Exposure.INGRESS,
+        "ingress_tls": Cluster.Exposure.INGRESS,
+    }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.server_version: ServerVersion | None = None
+        self.checked: kubeconfig.CheckedKubeconfig | None = None
+        # The context refers to the kubeconfig, so it comes after it.
+        self.fields["context"] = forms.CharField(
+            required=False,
+            max_length=253,
+            initial=self.instance.context,
+            help_text="The kubeconfig context to use; empty means its current context.",
+            widget=forms.TextInput(attrs={"list": "kubeconfig-contexts", "autocomplete": "off"}),
+        )
         if self.instance.pk:
             self.fields["kubeconfig"].help_text = "Leave empty to keep the stored kubeconfig."
+        for name, exposure in self.EXPOSURE_FIELDS.items():
+            self.fields[name].exposure = exposure
+
+    def refuse_too_large(self) -> None:
+        """Say beside the kubeconfig field that the last post was too large to be read at all."""
+        self.cleaned_data = {}  # an unbound form has none, and add_error needs it
+        limit = kubeconfig.MAX_BYTES // 1024
+        self.add_error("kubeconfig", f"What was sent is too large: a kubeconfig is at most {limit} KB. {PASTE_AGAIN}")
 
     def clean_kubeconfig_file(self) -> str:
         upload = self.cleaned_data.get("kubeconfig_file")
         if not upload:
             return ""
-        if upload.size > KUBECONFIG_MAX_BYTES:
-            raise forms.ValidationError("The kubeconfig file is larger than 256 KB.")
+        if upload.size > kubeconfig.MAX_BYTES:
+            raise forms.ValidationError(f"The kubeconfig file is larger than {kubeconfig.MAX_BYTES // 1024} KB.")
         try:
             return upload.read().decode("utf-8")
         except UnicodeDecodeError:
             raise forms.ValidationError("The kubeconfig file is not UTF-8 text.") from None
 
     def clean_ingress_base_domain(self) -> str:
-        domain = self.cleaned_data.get("ingress_base_domain", "").strip().lower().rstrip(".")
+        return self._domain("ingress_base_domain")
+
+    def clean_zenith_base_domain(self) -> str:
+        return self._domain("zenith_base_domain")
+
+    def _domain(self, name: str) -> str:
+        domain = self.cleaned_data.get(name, "").strip().lower().rstrip(".")
         if domain and not DNS_NAME.match(domain):
             raise forms.ValidationError("Enter a DNS domain such as apps.example.org.")
         return domain
 
     def clean(self) -> dict:
         cleaned = super().clean()
-        text = cleaned.get("kubeconfig_file") or cleaned.get("kubeconfig") or ""
-        if len(text.encode()) > KUBECONFIG_MAX_BYTES:
-            self.add_error("kubeconfig", "The kubeconfig is larger than 256 KB.")
-            return cleaned
-        if not text and self.instance.pk:
-            text = self.instance.kubeconfig
+        pasted = cleaned.get("kubeconfig_file") or cleaned.get("kubeconfig") or ""
+        text = pasted or (self.instance.kubeconfig if self.instance.pk else "")
         if not text:
             self.add_error("kubeconfig", "Paste or upload the cluster's kubeconfig.")
-            return cleaned
         if cleaned.get("exposure") == Cluster.Exposure.INGRESS and not cleaned.get("ingress_base_domain"):
             self.add_error("ingress_base_domain", "Ingress exposure needs a base domain.")
-        if self.errors:
-            return cleaned
-        self._check_cluster(text, cleaned)
+        if text and not self.errors:
+            self._check_cluster(text, cleaned.get("context", ""))
+        if self.errors and pasted:
+            self.add_error("kubeconfig", PASTE_AGAIN)
         return cleaned
 
-    def _check_cluster(self, text: str, cleaned: dict) -> None:
+    def _check_cluster(self, text: str, context: str) -> None:
         try:
-            contexts = kube.kubeconfig_contexts(text)
+            found = kubeconfig.contexts(text)
+            if context and context not in found.names:
+                names = ", ".join(found.names)
+                self.add_error("context", f"The kubeconfig has no context {context!r}; it has: {names}.")
+                return
+            if not context and not found.current:
+                names = ", ".join(found.names)
+                self.add_error("context", f"The kubeconfig has no current context; choose one of: {names}.")
+                return
+            self.checked = kubeconfig.check(text, context)
         except ServiceError as exc:
             self.add_error("kubeconfig", str(exc))
             return
-        context = cleaned.get("context", "")
-        if context and context not in contexts.names:
-            self.add_error(
-                "context", f"The kubeconfig has no context {context!r}; it has: {', '.join(contexts.names)}."
-            )
-            return
-        if not context and not contexts.current:
-            self.add_error(
-                "context", f"The kubeconfig has no current context; choose one of: {', '.join(contexts.names)}."
-            )
-            return
         try:
-            self.server_version = kube.get_kube().server_version(ClusterAccess(kubeconfig=text, context=context))
+            access = ClusterAccess(kubeconfig=self.checked.text, context=self.checked.context)
+            self.server_version = kube.get_kube().server_version(access)
         except ServiceError as exc:
             self.add_error("kubeconfig", f"The cluster check failed: {exc}")
-            return
-        self.kubeconfig_text = text
 
     def save(self, commit: bool = True) -> Cluster:
         cluster = super().save(commit=False)
-        cluster.kubeconfig = self.kubeconfig_text
+        # Only the checked context is stored: the rest of a kubeconfig is never needed, nor kept.
+        cluster.kubeconfig = self.checked.text
+        cluster.context = self.checked.context
+        cluster.skips_tls_verify = self.checked.skips_tls_verify
+        if cluster.exposure != Cluster.Exposure.ZENITH:
+            cluster.zenith_base_domain = ""
         if self.server_version:
             cluster.server_version = self.server_version.git_version
             cluster.checked_at = timezone.now()

@@ -10,7 +10,9 @@ from django.db.models import Q
 from django.urls import reverse
 
 from platforms import crypto
+from platforms.service_addresses import is_service_url
 from platforms.services.types import ClusterAccess
+from platforms.values import SERVICE_LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,10 @@ class Cluster(models.Model):
     ingress_base_domain = models.CharField(max_length=253, blank=True)
     ingress_class = models.CharField(max_length=253, blank=True)
     ingress_tls = models.BooleanField(default=True)
+    # Zenith only: when set, a service address the cluster reports is accepted only under it.
+    zenith_base_domain = models.CharField(max_length=253, blank=True)
+    # The kubeconfig turns off the API server's certificate check (shown as a warning).
+    skips_tls_verify = models.BooleanField(default=False, editable=False)
     checked_at = models.DateTimeField(null=True, blank=True)
     server_version = models.CharField(max_length=64, blank=True)
     check_error = models.TextField(blank=True)
@@ -59,7 +65,7 @@ class Cluster(models.Model):
         self.kubeconfig_encrypted = crypto.encrypt(value)
 
     def access(self) -> ClusterAccess:
-        """What the Kubernetes and Helm services need to reach this cluster."""
+        """What the Kubernetes and Helm services need to reach this cluster (they check it at every use)."""
         return ClusterAccess(kubeconfig=self.kubeconfig, context=self.context)
 
     def get_absolute_url(self) -> str:
@@ -120,8 +126,8 @@ class Platform(models.Model):
         return reverse("platform_detail", args=[self.name])
 
     def ready_links(self) -> dict[str, str]:
-        """Service name -> URL of the links that are ready."""
-        return {link.name: link.url for link in self.service_links.all() if link.ready and link.url}
+        """Service name -> URL of the links that are ready (and of the only shape ever recorded)."""
+        return {link.name: link.url for link in self.service_links.all() if link.ready and is_service_url(link.url)}
 
     @property
     def secrets(self) -> dict[str, str]:
@@ -217,8 +223,7 @@ class ServiceLink(models.Model):
 
     platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="service_links")
     name = models.CharField(max_length=32)
-    label = models.CharField(max_length=100)
-    icon = models.URLField(max_length=500, blank=True)
+    # Only ever https://<host> (or the Ingress URL the console asked for): platforms.service_addresses.
     url = models.URLField(max_length=500, blank=True)
     ready = models.BooleanField(default=False)
     seen_at = models.DateTimeField(null=True, blank=True)
@@ -229,6 +234,11 @@ class ServiceLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.platform_id}/{self.name}"
+
+    @property
+    def label(self) -> str:
+        """The service's display name: the console's own, never what the cluster annotates."""
+        return SERVICE_LABELS.get(self.name, (self.name,))[0]
 
 
 class AuditEvent(models.Model):

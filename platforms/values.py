@@ -54,16 +54,16 @@ def registry_host(name: str) -> str:
     return f"{name}-docker-registry.{name}.svc.cluster.local:{REGISTRY_PORT}"
 
 
-def ingress_url(spec: ValuesInput, service: str) -> str:
-    """The URL an Ingress exposes a service at; known before deploying, unlike a Zenith FQDN."""
-    scheme = "https" if spec.ingress_tls else "http"
-    return f"{scheme}://{service}-{spec.name}.{spec.ingress_base_domain}"
+def ingress_urls(name: str, base_domain: str, tls: bool) -> dict[str, str]:
+    """The URLs Ingresses expose a platform's services at; known before deploying, unlike Zenith's."""
+    scheme = "https" if tls else "http"
+    return {service: f"{scheme}://{service}-{name}.{base_domain}" for service in SERVICE_LABELS}
 
 
 def known_links(spec: ValuesInput) -> dict[str, str]:
     """Links recorded from the cluster, or with Ingress the ones the chart will create."""
     if spec.exposure == "ingress":
-        return {service: ingress_url(spec, service) for service in SERVICE_LABELS} | spec.links
+        return ingress_urls(spec.name, spec.ingress_base_domain, spec.ingress_tls) | spec.links
     return dict(spec.links)
 
 

@@ -18,6 +18,7 @@ import semver
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
+from platforms.services import kubeconfig
 from platforms.services.errors import BadInput, Conflict, NotFound, Unavailable
 from platforms.services.types import ClusterAccess, ReleaseInfo, ReleaseSpec
 
@@ -123,16 +124,18 @@ class HelmService:
     @contextmanager
     def _command(self, cluster: ClusterAccess) -> Iterator[pyhelm3.Command]:
         """A helm command bound to the cluster, through a private kubeconfig file for this call."""
+        # Only the checked kubeconfig: helm would otherwise run its exec plugins and read its files.
+        checked = kubeconfig.check(cluster.kubeconfig, cluster.context)
         if not Path(self.executable).is_file() and not shutil.which(self.executable):
             raise Unavailable(f"The helm executable {self.executable!r} was not found; set HELM_EXECUTABLE.")
         with tempfile.TemporaryDirectory(prefix="binderadmin-helm-") as folder:
             path = Path(folder) / "kubeconfig"
             path.touch(mode=0o600)
-            path.write_text(cluster.kubeconfig)
+            path.write_text(checked.text)
             yield pyhelm3.Command(
                 executable=self.executable,
                 kubeconfig=path,
-                kubecontext=cluster.context or None,
+                kubecontext=checked.context,
                 default_timeout=f"{self.timeout_seconds}s",
             )
 

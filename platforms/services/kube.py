@@ -10,8 +10,9 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from platforms.services import kubeconfig
 from platforms.services.errors import BadInput, ServiceError, Unavailable
-from platforms.services.types import ClusterAccess, KubeconfigContexts, ServerVersion, ServiceLinkInfo
+from platforms.services.types import ClusterAccess, ServerVersion, ServiceLinkInfo
 
 logger = logging.getLogger(__name__)
 
@@ -23,10 +24,11 @@ class KubeService:
         self.request_timeout = request_timeout
 
     def api_client(self, access: ClusterAccess) -> client.ApiClient:
-        """A kubernetes ApiClient for the cluster; raises BadInput for an unusable kubeconfig."""
-        document = _parse(access.kubeconfig)
+        """A kubernetes ApiClient for the cluster, from its kubeconfig checked and cut down to one
+        context (platforms.services.kubeconfig); raises BadInput for a refused or unusable kubeconfig."""
+        checked = kubeconfig.check(access.kubeconfig, access.context)
         try:
-            return config.new_client_from_config_dict(document, context=access.context or None)
+            return config.new_client_from_config_dict(yaml.safe_load(checked.text), context=checked.context)
         except (ConfigException, KeyError, TypeError, ValueError) as exc:
             raise BadInput(f"The kubeconfig cannot be used: {exc}") from None
 
@@ -52,8 +54,9 @@ class KubeService:
     def service_links(self, access: ClusterAccess, namespace: str, exposure: str) -> list[ServiceLinkInfo]:
         """The platform's services as Zenith Reservations (exposure "zenith") or Ingresses report them.
 
-        A Reservation is ready when its status.phase is Ready, and its link is https://<status.fqdn>
-        (see ../shared/upstream/zenith/CRDS.md); an Ingress's link is its first host.
+        A Reservation is ready when its status.phase is Ready and it has a status.fqdn (see
+        ../shared/upstream/zenith/CRDS.md); an Ingress, once it has a host. What they report is
+        untrusted: platforms.service_addresses checks it before it becomes a link.
         """
         with self.api_client(access) as api:
             try:
@@ -109,23 +112,18 @@ class KubeService:
 ZENITH_GROUP = "zenith.stackhpc.com"
 ZENITH_VERSION = "v1alpha1"
 SERVICE_LABEL = "binderadmin.io/service"
-LABEL_ANNOTATION = "azimuth.stackhpc.com/service-label"
-ICON_ANNOTATION = "azimuth.stackhpc.com/service-icon-url"
 
 
 def link_from_reservation(item: dict) -> ServiceLinkInfo:
+    """What a Reservation reports; ready once its phase is Ready and it has an fqdn (unchecked)."""
     metadata = item.get("metadata") or {}
-    annotations = metadata.get("annotations") or {}
-    name = (metadata.get("labels") or {}).get(SERVICE_LABEL) or metadata.get("name", "")
     status = item.get("status") or {}
-    fqdn = status.get("fqdn") or ""
-    ready = status.get("phase") == "Ready" and bool(fqdn)
+    fqdn = status.get("fqdn")
+    host = fqdn if isinstance(fqdn, str) else ("" if fqdn is None else repr(fqdn))
     return ServiceLinkInfo(
-        name=name,
-        label=annotations.get(LABEL_ANNOTATION) or default_label(metadata.get("name", name)),
-        icon=annotations.get(ICON_ANNOTATION, ""),
-        url=f"https://{fqdn}" if ready else "",
-        ready=ready,
+        name=_service_name(metadata.get("labels"), metadata.get("name")),
+        host=host,
+        ready=status.get("phase") == "Ready" and bool(host),
     )
 
 
@@ -138,56 +136,24 @@ def networking_items(api: client.ApiClient, namespace: str, timeout: float) -> l
 
 
 def link_from_ingress(ingress) -> ServiceLinkInfo:
-    metadata = ingress.metadata
-    annotations = metadata.annotations or {}
+    """What an Ingress reports: its first host (unchecked); ready once it has one."""
     hosts = [rule.host for rule in ingress.spec.rules or [] if rule.host]
-    tls_hosts = {host for tls in ingress.spec.tls or [] for host in tls.hosts or []}
-    url = ""
-    if hosts:
-        url = f"{'https' if hosts[0] in tls_hosts else 'http'}://{hosts[0]}"
-    name = (metadata.labels or {}).get(SERVICE_LABEL) or metadata.name
     return ServiceLinkInfo(
-        name=name,
-        label=annotations.get(LABEL_ANNOTATION) or default_label(metadata.name),
-        icon=annotations.get(ICON_ANNOTATION, ""),
-        url=url,
-        ready=bool(url),
+        name=_service_name(ingress.metadata.labels, ingress.metadata.name),
+        host=hosts[0] if hosts else "",
+        ready=bool(hosts),
     )
 
 
-def default_label(name: str) -> str:
-    """Azimuth's fallback label: the name split on '-', each word capitalised."""
-    return " ".join(word.capitalize() for word in name.split("-"))
+def _service_name(labels: object, name: object) -> str:
+    value = (labels if isinstance(labels, dict) else {}).get(SERVICE_LABEL) or name
+    return value if isinstance(value, str) else ""
 
 
 def _api_error(exc: ApiException) -> ServiceError:
     if exc.status in (401, 403):
         return BadInput(f"The cluster refused the request (HTTP {exc.status}): check the kubeconfig's permissions.")
     return Unavailable(f"The cluster answered HTTP {exc.status}: {exc.reason}")
-
-
-def kubeconfig_contexts(kubeconfig: str) -> KubeconfigContexts:
-    """The context names in a kubeconfig and its current context; raises BadInput if it has none."""
-    document = _parse(kubeconfig)
-    names = [
-        entry["name"]
-        for entry in document.get("contexts") or []
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str)
-    ]
-    if not names:
-        raise BadInput("The kubeconfig has no contexts.")
-    current = document.get("current-context")
-    return KubeconfigContexts(names=names, current=current if current in names else "")
-
-
-def _parse(kubeconfig: str) -> dict:
-    try:
-        document = yaml.safe_load(kubeconfig)
-    except yaml.YAMLError as exc:
-        raise BadInput(f"The kubeconfig is not valid YAML: {_short(exc)}") from None
-    if not isinstance(document, dict):
-        raise BadInput("The kubeconfig is not a YAML mapping.")
-    return document
 
 
 def _short(exc: Exception) -> str:

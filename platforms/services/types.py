@@ -71,12 +71,13 @@ class ReleaseInfo:
 
 @dataclass(frozen=True)
 class ServiceLinkInfo:
-    """A platform service as the cluster exposes it (a Zenith Reservation or an Ingress)."""
+    """A platform service as the cluster reports it (a Zenith Reservation or an Ingress).
+
+    Untrusted: `host` is whatever the cluster says (platforms.service_addresses checks it).
+    """
 
     name: str
-    label: str
-    icon: str
-    url: str
+    host: str
     ready: bool
 
 

@@ -13,6 +13,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from platforms.access import require_console_admin
 from platforms.forms import ClusterForm
 from platforms.models import AuditEvent, Cluster
+from platforms.refusals import TOO_LARGE
 from platforms.services import kube
 from platforms.services.errors import ServiceError
 
@@ -29,7 +30,7 @@ def cluster_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def cluster_create(request: HttpRequest) -> HttpResponse:
     require_console_admin(request.user, "register clusters")
-    form = ClusterForm(request.POST or None, request.FILES or None)
+    form = cluster_form(request)
     if request.method == "POST" and form.is_valid():
         cluster = form.save(commit=False)
         cluster.created_by = request.user
@@ -38,6 +39,14 @@ def cluster_create(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Cluster {cluster.name} registered: Kubernetes {cluster.server_version}.")
         return redirect(cluster)
     return render(request, "platforms/cluster_form.html", {"form": form, "cluster": None})
+
+
+def cluster_form(request: HttpRequest, instance: Cluster | None = None) -> ClusterForm:
+    """The form, bound to a post; after a post too large to read, unbound and saying so."""
+    form = ClusterForm(request.POST or None, request.FILES or None, instance=instance)
+    if request.method == "GET" and TOO_LARGE in request.GET:
+        form.refuse_too_large()
+    return form
 
 
 @login_required
@@ -83,7 +92,7 @@ def capacity_summary(platforms: list) -> dict:
 def cluster_edit(request: HttpRequest, name: str) -> HttpResponse:
     require_console_admin(request.user, "change clusters")
     cluster = get_object_or_404(Cluster, name=name)
-    form = ClusterForm(request.POST or None, request.FILES or None, instance=cluster)
+    form = cluster_form(request, cluster)
     if request.method == "POST" and form.is_valid():
         cluster = form.save()
         AuditEvent.record(request.user, "cluster.change", cluster.name)

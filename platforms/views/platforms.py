@@ -18,6 +18,7 @@ from platforms.access import SERVICES, group_paths, is_console_admin, require_co
 from platforms.auth import mirror_groups
 from platforms.forms import EditPlatformForm, LaunchForm
 from platforms.models import AuditEvent, Cluster, Operation, Platform, PlatformBusy, ServiceLink
+from platforms.service_addresses import is_service_url
 from platforms.services import charts
 from platforms.services.errors import NotFound, ServiceError
 from platforms.views.access import SERVICE_LABELS, current_group_paths
@@ -58,11 +59,19 @@ def list_rows(platforms) -> list[dict]:
     """The list page's rows: each platform with its URL and service links."""
     rows = list(platforms)
     links: dict[int, list[dict]] = {row["id"]: [] for row in rows}
-    for link in ServiceLink.objects.filter(platform_id__in=links).values("platform_id", "name", "label", "ready"):
+    for link in ServiceLink.objects.filter(platform_id__in=links).values("platform_id", "name", "ready"):
+        link["label"] = SERVICE_LABELS.get(link["name"], link["name"])
         links[link["platform_id"]].append(link)
     for row in rows:
         row["url"] = reverse("platform_detail", args=[row["name"]])
-        row["links"] = [{**link, "url": f"{row['url']}services/{link['name']}/"} for link in links[row["id"]]]
+        row["links"] = [
+            {
+                **link,
+                "label": SERVICE_LABELS.get(link["name"], link["name"]),
+                "url": f"{row['url']}services/{link['name']}/",
+            }
+            for link in links[row["id"]]
+        ]
     return rows
 
 
@@ -192,22 +201,27 @@ def service_redirect(request: HttpRequest, name: str, service: str) -> HttpRespo
     """
     if service not in SERVICES:
         raise Http404("No such service.")
-    platform = get_object_or_404(Platform, name=name)
+    platform = Platform.objects.filter(name=name).first()
     try:
         paths = current_group_paths(request.user)
     except NotFound as exc:
         raise PermissionDenied(f"{exc} Ask an admin.") from None
     except ServiceError as exc:
+        platform = visible_platform_or_404(request, name)  # by the groups mirrored at sign-in
         ctx = {"platform": platform, "message": str(exc)}
         return render(request, "platforms/access_unavailable.html", ctx, status=503)
     if paths != group_paths(request.user):
         # Keep the mirror in step too, so the platform list agrees with what was just checked.
         mirror_groups(request.user, paths)
-    if service not in services_reached(paths, platform.name):
+    reached = services_reached(paths, name) if platform else set()
+    if not reached:
+        # A platform the user may not see answers exactly as one that does not exist.
+        raise Http404("No such platform.")
+    if service not in reached:
         label = SERVICE_LABELS[service]
         raise PermissionDenied(f"You are not in a group that may use {label} of {platform.name}. Ask an admin.")
     link = platform.service_links.filter(name=service).first()
-    if link and link.ready and link.url.startswith(("https://", "http://")):
+    if link and link.ready and is_service_url(link.url):
         return HttpResponseRedirect(link.url)
     ctx = {"platform": platform, "service": service, "link": link}
     return render(request, "platforms/service_waiting.html", ctx, status=503)

@@ -1,6 +1,7 @@
 """Cluster pages: only admins register clusters; kubeconfigs are checked, encrypted and never shown."""
 
 import pytest
+import yaml
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
@@ -60,8 +61,18 @@ def test_admin_registers_cluster_checked_and_encrypted(admin_client, fake_kube):
     assert cluster.checked_at is not None
     assert cluster.created_by.username == "alice"
     assert "secret-token" not in cluster.kubeconfig_encrypted
-    assert cluster.kubeconfig == KUBECONFIG.strip()
-    assert fake_kube.calls[0].context == ""
+    assert yaml.safe_load(cluster.kubeconfig) == {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "c1", "cluster": {"server": "https://127.0.0.1:16443", "insecure-skip-tls-verify": True}}
+        ],
+        "users": [{"name": "u1", "user": {"token": "secret-token"}}],
+        "contexts": [{"name": "ctx-a", "context": {"cluster": "c1", "user": "u1"}}],
+        "current-context": "ctx-a",
+    }
+    assert cluster.skips_tls_verify
+    assert fake_kube.calls[0].context == "ctx-a"  # the current context, named in the cut-down kubeconfig
 
 
 def test_kubeconfig_can_be_uploaded_and_a_context_chosen(admin_client, fake_kube):
@@ -114,8 +125,11 @@ def test_edit_with_empty_kubeconfig_keeps_the_stored_one(admin_client, cluster, 
     )
     assert response.status_code == 302
     cluster.refresh_from_db()
-    assert cluster.kubeconfig == KUBECONFIG
     assert cluster.context == "ctx-b"
+    # Only the chosen context is kept.
+    stored = yaml.safe_load(cluster.kubeconfig)
+    assert [entry["name"] for entry in stored["contexts"]] == ["ctx-b"]
+    assert stored["users"] == [{"name": "u1", "user": {"token": "secret-token"}}]
 
 
 def test_check_now_records_the_error(admin_client, cluster, fake_kube):

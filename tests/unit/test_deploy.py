@@ -37,9 +37,7 @@ def enqueued(monkeypatch) -> list[int]:
 
 
 def link(name: str, ready: bool) -> ServiceLinkInfo:
-    return ServiceLinkInfo(
-        name=name, label=name.capitalize(), icon="", url=f"https://{name}.zenith.example" if ready else "", ready=ready
-    )
+    return ServiceLinkInfo(name=name, host=f"{name}.zenith.example" if ready else "", ready=ready)
 
 
 def request(platform: Platform, kind: str, actor=None) -> Operation:
@@ -58,7 +56,7 @@ def test_install_runs_helm_with_complete_values_and_waits_for_links(platform, fa
     assert (spec.name, spec.chart, spec.version) == ("demo", "binderhub-platform", "0.1.0")
     assert set(spec.values) == {"platform", "binderhub", "docker-registry"}
     assert platform.status == Platform.Status.INSTALLING
-    assert "waiting for Binderhub, Jupyterhub to be exposed" in platform.status_message
+    assert platform.status_message == "Release deployed; waiting for Zenith to expose BinderHub, JupyterHub."
     assert enqueued == []
 
 
@@ -273,3 +271,39 @@ def test_ingress_platform_client_has_only_jupyterhubs_callback(platform, cluster
     assert redirect_uris(deploy.values_input(platform)) == [
         "https://jupyterhub-demo.apps.example.org/hub/oauth_callback"
     ]
+
+
+@pytest.mark.parametrize(
+    "fqdn", ["evil.example.com/path", 'x.example.org/"><script>alert(1)</script>', "user@x.example.org", "10.0.0.1"]
+)
+def test_a_hostile_address_is_never_recorded_sent_to_keycloak_or_helm_and_the_platform_waits(
+    platform, fake_helm, fake_cluster, enqueued, directory, fqdn
+):
+    tasks.run_operation(request(platform, "install").pk)
+    fake_cluster.cluster.links["demo"] = [
+        ServiceLinkInfo(name="binderhub", host="binderhub.zenith.example", ready=True),
+        ServiceLinkInfo(name="jupyterhub", host=fqdn, ready=True),
+    ]
+    tasks.sync_links(platform.pk)
+    platform.refresh_from_db()
+    assert platform.status == Platform.Status.INSTALLING
+    assert "is not used" in platform.status_message and "JupyterHub" in platform.status_message
+    assert platform.ready_links() == {"binderhub": "https://binderhub.zenith.example"}
+    assert enqueued == []  # no follow-up upgrade: nothing of it reaches Helm values
+    uris = directory.clients["binderhub-demo"]["redirect_uris"]
+    assert not any("evil" in uri or "script" in uri or "10.0.0.1" in uri for uri in uris)
+
+
+def test_outside_the_clusters_zenith_base_domain_is_refused(platform, fake_helm, fake_cluster, enqueued, directory):
+    platform.cluster.zenith_base_domain = "apps.example.org"
+    platform.cluster.save()
+    tasks.run_operation(request(platform, "install").pk)
+    fake_cluster.cluster.links["demo"] = [
+        ServiceLinkInfo(name="binderhub", host="binderhub.apps.example.org", ready=True),
+        ServiceLinkInfo(name="jupyterhub", host="jupyterhub.zenith.example", ready=True),
+    ]
+    tasks.sync_links(platform.pk)
+    platform.refresh_from_db()
+    assert "not under the cluster's Zenith base domain apps.example.org" in platform.status_message
+    assert platform.status == Platform.Status.INSTALLING
+    assert enqueued == []

@@ -1,5 +1,7 @@
 """Live status polling, retry, and the click-through to a platform's services."""
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -12,10 +14,8 @@ from tests.conftest import make_user
 
 @pytest.fixture
 def links(platform):
-    ServiceLink.objects.create(
-        platform=platform, name="binderhub", label="BinderHub", url="https://b.example", ready=True
-    )
-    ServiceLink.objects.create(platform=platform, name="jupyterhub", label="JupyterHub", url="", ready=False)
+    ServiceLink.objects.create(platform=platform, name="binderhub", url="https://b.example", ready=True)
+    ServiceLink.objects.create(platform=platform, name="jupyterhub", url="", ready=False)
 
 
 def status(client: Client):
@@ -110,9 +110,32 @@ def test_allowed_user_is_redirected_to_the_recorded_link(links, directory, group
     assert (response.status_code, response["Location"]) == (302, "https://b.example")
 
 
-@pytest.mark.parametrize("group", ["/platforms/demo/jupyterhub", "/platforms/other", "/platforms/demo-2"])
-def test_other_users_get_403(links, directory, group):
-    assert signed_in(directory, group).get(service_url()).status_code == 403
+def test_a_user_of_another_service_of_the_platform_gets_403_with_the_reason(links, directory):
+    response = signed_in(directory, "/platforms/demo/jupyterhub").get(service_url())
+    assert response.status_code == 403
+    assert "not in a group that may use BinderHub of demo" in response.content.decode()
+
+
+@pytest.mark.parametrize("group", ["/platforms/other", "/platforms/demo-2"])
+def test_a_platform_the_user_may_not_see_answers_404_exactly_as_a_missing_one(links, directory, group):
+    client = signed_in(directory, group)
+    hidden = client.get(service_url())
+    missing = client.get(reverse("service_redirect", args=["nosuch", "binderhub"]))
+    assert hidden.status_code == missing.status_code == 404
+    # The same page, but for the CSRF token, which is masked anew in every response.
+    token = re.compile(rb'("x-csrftoken": "|name="csrfmiddlewaretoken" value=")[^"]+"')
+    assert token.sub(b"", hidden.content) == token.sub(b"", missing.content)
+    assert b"demo" not in hidden.content
+
+
+@pytest.mark.parametrize(
+    "url", ["https://b.example/path", "https://user@b.example", "https://b.example:8443", "javascript:alert(1)"]
+)
+def test_click_through_never_follows_a_recorded_link_of_another_shape(admin_client, links, url):
+    ServiceLink.objects.filter(name="binderhub").update(url=url)
+    response = admin_client.get(service_url())
+    assert response.status_code == 503
+    assert "Location" not in response.headers
 
 
 def test_click_through_asks_keycloak_not_the_groups_mirrored_at_sign_in(links, directory):
@@ -120,7 +143,7 @@ def test_click_through_asks_keycloak_not_the_groups_mirrored_at_sign_in(links, d
     carol = directory.find_user("carol")
     directory.remove_member("/platforms/demo/binderhub", carol.id)
     response = client.get(service_url())
-    assert response.status_code == 403
+    assert response.status_code == 404
     # The mirror follows what was just checked, so the platform list agrees.
     assert reverse("platform_detail", args=["demo"]) not in client.get(reverse("platform_list")).content.decode()
     directory.add_member("/platforms/demo", carol.id)
