@@ -19,3 +19,7 @@ class Conflict(ServiceError):
 
 class Unavailable(ServiceError):
     """The service could not be reached or failed in a way we do not recognise; retrying may help."""
+
+
+class OutcomeUnknown(Unavailable):
+    """A change was sent but its answer never came: it may or may not have been made."""

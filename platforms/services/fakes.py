@@ -231,3 +231,18 @@ class FakeDirectory:
         self._call("delete_client")
         del self.clients[client_id]
         return True
+
+    def paths_below(self, path: str, leaf_names: tuple[str, ...]) -> frozenset[str] | None:
+        self._call("find_group")
+        if path not in self.groups:
+            return None
+        self._call("list_children")
+        for _name in leaf_names:
+            self._call("search_groups")
+        depth = path.count("/") + 1
+        below = [p for p in self.groups if p.startswith(f"{path}/")]
+        return frozenset(p for p in below if p.count("/") == depth or p.rpartition("/")[2] in leaf_names)
+
+    def client_ids(self, prefix: str) -> frozenset[str]:
+        self._call("list_clients")
+        return frozenset(client_id for client_id in self.clients if client_id.startswith(prefix))

@@ -11,11 +11,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 
+import requests
 from django.conf import settings
-from keycloak import KeycloakAdmin, KeycloakOpenID, KeycloakOpenIDConnection
-from keycloak.exceptions import KeycloakAuthenticationError, KeycloakConnectionError, KeycloakError
+from keycloak import KeycloakAdmin, KeycloakOpenID, KeycloakOpenIDConnection, urls_patterns
+from keycloak.exceptions import (
+    KeycloakAuthenticationError,
+    KeycloakConnectionError,
+    KeycloakError,
+    KeycloakGetError,
+    raise_error_from_response,
+)
+from urllib3.exceptions import NewConnectionError
 
-from platforms.services.errors import BadInput, Conflict, NotFound, ServiceError, Unavailable
+from platforms.services.errors import BadInput, Conflict, NotFound, OutcomeUnknown, ServiceError, Unavailable
 from platforms.services.types import DirectoryGroup, DirectoryUser, OidcClient, UserPage
 
 logger = logging.getLogger(__name__)
@@ -26,6 +34,8 @@ USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,254}\Z")
 GROUP_PATH = re.compile(r"^(/[^/\x00-\x1f?#%]{1,255}){1,16}\Z")
 # A user's groups are read in one call of at most this many; nobody is in more groups than this.
 USER_GROUPS_LIMIT = 1000
+# Listings of groups and clients are read this many at a time: one call up to this many entries.
+LISTING_PAGE = 1000
 
 
 class _Connection(KeycloakOpenIDConnection):
@@ -89,7 +99,7 @@ class GroupDirectory:
         parent_path, _, name = path.rpartition("/")
         parent = self.ensure_group(parent_path) if parent_path else None
         try:
-            with self._asking(f"create group {path}"):
+            with self._asking(f"create group {path}", write=True):
                 group_id = self._admin.create_group({"name": name}, parent=parent.id if parent else None)
         except Conflict:
             # Created by someone else between our look and our create (a retried task, a person).
@@ -106,7 +116,7 @@ class GroupDirectory:
         if found is None:
             return False
         try:
-            with self._asking(f"delete group {path}"):
+            with self._asking(f"delete group {path}", write=True):
                 self._admin.delete_group(found.id)
         except NotFound:
             return False
@@ -177,20 +187,22 @@ class GroupDirectory:
     def add_member(self, path: str, user_id: str) -> DirectoryUser:
         """Make the user a member of the group (a no-op if they are already); return the user.
 
-        Raises NotFound naming what is missing (the group or the user), Unavailable.
+        Raises NotFound naming what is missing (the group or the user), OutcomeUnknown when the
+        change was sent but not answered, Unavailable.
         """
         group, user = self._group_and_user(path, user_id)
-        with self._asking(f"add {user.username} to {path}"):
+        with self._asking(f"add {user.username} to {path}", write=True):
             self._admin.group_user_add(user.id, group.id)
         return user
 
     def remove_member(self, path: str, user_id: str) -> DirectoryUser:
         """End the user's membership of the group (a no-op if they were not a member); return the user.
 
-        Raises NotFound naming what is missing (the group or the user), Unavailable.
+        Raises NotFound naming what is missing (the group or the user), OutcomeUnknown when the
+        change was sent but not answered, Unavailable.
         """
         group, user = self._group_and_user(path, user_id)
-        with self._asking(f"remove {user.username} from {path}"):
+        with self._asking(f"remove {user.username} from {path}", write=True):
             self._admin.group_user_remove(user.id, group.id)
         return user
 
@@ -227,7 +239,7 @@ class GroupDirectory:
             existing = self._admin.get_client_id(client_id)
         if existing is None:
             try:
-                with self._asking(f"create client {client_id}"):
+                with self._asking(f"create client {client_id}", write=True):
                     created = self._admin.create_client(wanted)
             except Conflict:
                 with self._asking(f"look up client {client_id}"):
@@ -238,7 +250,7 @@ class GroupDirectory:
                 logger.info("keycloak client %s created", client_id)
                 return OidcClient(id=created, client_id=client_id, redirect_uris=tuple(redirect_uris))
         # Keycloak's PUT changes only the fields sent, so settings made by hand elsewhere stay.
-        with self._asking(f"update client {client_id}"):
+        with self._asking(f"update client {client_id}", write=True):
             self._admin.update_client(existing, wanted)
         return OidcClient(id=existing, client_id=client_id, redirect_uris=tuple(redirect_uris))
 
@@ -249,22 +261,92 @@ class GroupDirectory:
         if existing is None:
             return False
         try:
-            with self._asking(f"delete client {client_id}"):
+            with self._asking(f"delete client {client_id}", write=True):
                 self._admin.delete_client(existing)
         except NotFound:
             return False
         logger.info("keycloak client %s deleted", client_id)
         return True
 
+    # --- Listings, for the scheduled check of what Keycloak still has ----------------------------
+
+    def paths_below(self, path: str, leaf_names: tuple[str, ...]) -> frozenset[str] | None:
+        """Full paths of the group's children and of the groups named `leaf_names` below them.
+
+        None when the group itself does not exist. The calls do not grow with the number of
+        children: one to find the group, one listing of its children (per LISTING_PAGE), and one
+        search per leaf name. Keycloak's group search with `populateHierarchy` returns every match
+        inside the tree of its ancestors:
+        https://www.keycloak.org/docs-api/latest/rest-api/index.html#_groups
+        Raises Unavailable, also when a search finds LISTING_PAGE groups or more.
+        """
+        parent = self.find_group(path)
+        if parent is None:
+            return None
+        realm = {"realm-name": self.realm}
+        children = self._listing(
+            f"list the groups in {path}",
+            urls_patterns.URL_ADMIN_GROUP_CHILD.format(**realm, id=parent.id),
+            {"briefRepresentation": "true"},
+        )
+        paths = {f"{path}/{child['name']}" for child in children}
+        for name in leaf_names:
+            query = {"search": name, "exact": "true", "briefRepresentation": "true", "populateHierarchy": "true"}
+            with self._asking(f"find the groups named {name}"):
+                roots = self._get_list(urls_patterns.URL_ADMIN_GROUPS.format(**realm), query | {"max": LISTING_PAGE})
+            found = [each for each in _tree_paths(roots) if each.startswith(f"{path}/")]
+            if sum(1 for each in _tree_paths(roots) if each.endswith(f"/{name}")) >= LISTING_PAGE:
+                # The search is paged over matches that all have the same name, so its pages come in
+                # no stable order (a second page can repeat the first): refuse rather than guess.
+                raise Unavailable(f"Keycloak has {LISTING_PAGE} groups or more named {name}, too many to check.")
+            paths.update(found)
+        return frozenset(paths)
+
+    def client_ids(self, prefix: str) -> frozenset[str]:
+        """The clientIds that start with `prefix` (one call per LISTING_PAGE clients). Raises Unavailable."""
+        clients = self._listing(
+            f"list the clients named {prefix}…",
+            urls_patterns.URL_ADMIN_CLIENTS.format(**{"realm-name": self.realm}),
+            {"clientId": prefix, "search": "true"},
+        )
+        return frozenset(client["clientId"] for client in clients if client.get("clientId", "").startswith(prefix))
+
+    def _listing(self, what: str, url: str, query: dict) -> list[dict]:
+        """Every entry of a listing in a stable order (by unique name), asked for LISTING_PAGE at a time."""
+        entries: list[dict] = []
+        while True:
+            with self._asking(what):
+                page = self._get_list(url, query | {"first": len(entries), "max": LISTING_PAGE})
+            entries += page
+            if len(page) < LISTING_PAGE:
+                return entries
+
+    def _get_list(self, url: str, query: dict) -> list[dict]:
+        """One GET of a listing, by URL: python-keycloak's own group listings follow each group with
+        one more call for its children."""
+        found = raise_error_from_response(self._admin.connection.raw_get(url, **query), KeycloakGetError)
+        if not isinstance(found, list):
+            raise TypeError(f"a listing answered with {type(found).__name__}")
+        return found
+
     # --- Errors ----------------------------------------------------------------------------------
 
     @contextmanager
-    def _asking(self, what: str) -> Iterator[None]:
-        """Translate python-keycloak's exceptions (and its unexpected answers) into our error tree."""
+    def _asking(self, what: str, write: bool = False) -> Iterator[None]:
+        """Translate python-keycloak's exceptions (and its unexpected answers) into our error tree.
+
+        `write` marks a call that changes Keycloak. When its request may have reached Keycloak and
+        no answer came, the change may have been made all the same: that is OutcomeUnknown.
+        """
         try:
             yield
         except KeycloakConnectionError as exc:
             cause = exc.__cause__ or exc
+            if write and _may_have_arrived(cause):
+                raise OutcomeUnknown(
+                    f"Keycloak did not answer in time to {what} (timeout {self.timeout}s, {type(cause).__name__}), "
+                    "but the request had reached it: the change may or may not have been made."
+                ) from None
             raise Unavailable(
                 f"Keycloak did not answer in time to {what} (timeout {self.timeout}s, {type(cause).__name__}); "
                 f"nothing was changed there. Try again when Keycloak at {self.server_url} is back."
@@ -279,6 +361,31 @@ class GroupDirectory:
         except (TypeError, KeyError, ValueError) as exc:
             logger.warning("keycloak answered unexpectedly to %s: %r", what, exc)
             raise Unavailable(f"Keycloak answered unexpectedly when asked to {what}.") from None
+
+
+def _may_have_arrived(cause: BaseException) -> bool:
+    """Whether a request that got no answer may have reached Keycloak's admin API.
+
+    Only a connection that was never made proves it did not: refused (requests' ConnectionError
+    over urllib3's NewConnectionError) or timed out while connecting (ConnectTimeout). A
+    ReadTimeout, or a connection dropped after the request was sent, leaves it unknown. A token
+    request that failed (python-keycloak renews the token before the call) is not the call itself.
+    """
+    if isinstance(cause, requests.ConnectTimeout):
+        return False
+    reason = getattr(cause.args[0], "reason", None) if cause.args else None
+    if isinstance(cause, requests.ConnectionError) and isinstance(reason, NewConnectionError):
+        return False
+    request = getattr(cause, "request", None)
+    return request is None or "/admin/realms/" in (request.url or "")
+
+
+def _tree_paths(groups: list[dict], parent: str = "") -> Iterator[str]:
+    """The full paths of these groups and of every subgroup listed inside them."""
+    for group in groups:
+        path = f"{parent}/{group['name']}"
+        yield path
+        yield from _tree_paths(group.get("subGroups") or [], path)
 
 
 def _translate(exc: KeycloakError, what: str) -> ServiceError:
