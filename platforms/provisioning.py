@@ -4,8 +4,10 @@ Run by the worker only (deploy operations and the repair task), never during a r
 """
 
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from platforms.access import PLATFORM_GROUP_PREFIX, platform_group, platform_groups, realm_groups
+from platforms.access import PLATFORM_GROUP_PREFIX, SERVICES, platform_group, platform_groups, realm_groups
 from platforms.services import keycloak
 from platforms.values import ValuesInput, known_links
 
@@ -66,3 +68,35 @@ def ensure_realm_groups() -> str:
     for path in paths:
         directory.ensure_group(path)
     return f"Keycloak: groups {', '.join(paths)} ensured."
+
+
+@dataclass(frozen=True)
+class LostAccess:
+    """What Keycloak no longer has: realm groups, and per platform name its groups and client."""
+
+    realm: tuple[str, ...] = ()
+    platforms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def lost_access(platform_names: Iterable[str]) -> LostAccess:
+    """Compare Keycloak with what the realm and these platforms should have there; list what is missing.
+
+    The admin API calls do not grow with the number of platforms: one per realm group, then one
+    listing of the platform groups with their service subgroups and one of the platforms' clients.
+    Raises the directory's ServiceErrors.
+    """
+    directory = keycloak.get_directory()
+    parent = PLATFORM_GROUP_PREFIX.rstrip("/")
+    realm = [path for path in realm_groups().values() if directory.find_group(path) is None]
+    present = directory.paths_below(parent, SERVICES)
+    if present is None:
+        realm.append(parent)
+    clients = directory.client_ids(oidc_client_id(""))
+    platforms = {}
+    for name in platform_names:
+        missing = [path for path in platform_groups(name).values() if path not in (present or ())]
+        if oidc_client_id(name) not in clients:
+            missing.append(f"client {oidc_client_id(name)}")
+        if missing:
+            platforms[name] = tuple(missing)
+    return LostAccess(realm=tuple(realm), platforms=platforms)

@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django_q.tasks import async_task
 
-from platforms import deploy, provisioning
+from platforms import access_repair, deploy, provisioning
 from platforms.access import platform_group
 from platforms.models import AuditEvent, Operation, Platform
 from platforms.services.errors import ServiceError
@@ -83,6 +83,7 @@ def reconcile() -> None:
     for platform_id in deploy.platforms_waiting_for_links():
         sync_links(platform_id)
     deploy.check_releases()
+    repair_lost_access()
 
 
 def repair_access(platform_id: int | None, actor_id: int | None) -> None:
@@ -108,3 +109,8 @@ def repair_access(platform_id: int | None, actor_id: int | None) -> None:
         AuditEvent.record(actor, "access.repair-failed", target, deploy.GENERIC_FAILURE)
         raise
     AuditEvent.record(actor, "access.repair", target, " ".join(notes))
+
+
+def repair_lost_access() -> None:
+    """Re-create the groups and clients Keycloak lost (a restored realm, a restart), at most every few minutes."""
+    access_repair.repair_if_due(REALM_TARGET)
