@@ -51,7 +51,7 @@ def prepare(platforms: int) -> str:
         for i in range(platforms)
     )
     ServiceLink.objects.bulk_create(
-        ServiceLink(platform=p, name=name, label=name.capitalize(), url=f"https://{name}-{p.name}.example", ready=True)
+        ServiceLink(platform=p, name=name, url=f"https://{name}-{p.name}.example", ready=True)
         for p in Platform.objects.all()
         for name in ("binderhub", "jupyterhub")
     )

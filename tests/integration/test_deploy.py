@@ -67,12 +67,12 @@ def release_values(kubeconfig_text: str, name: str) -> dict:
     return json.loads(helm_cli(kubeconfig_text, "get", "values", name, "-n", name, "-o", "json"))
 
 
-def play_zenith_operator(kubeconfig_text: str, namespace: str) -> dict[str, str]:
-    """Mark the platform's Reservations Ready with an FQDN, as the Zenith operator would."""
+def play_zenith_operator(kubeconfig_text: str, namespace: str, fqdns: dict[str, str] | None = None) -> dict[str, str]:
+    """Mark the platform's Reservations Ready with an FQDN, as the Zenith operator (or an attacker) would."""
     objects = client.CustomObjectsApi(api_client(kubeconfig_text))
-    fqdns = {}
+    urls = {}
     for service in ("binderhub", "jupyterhub"):
-        fqdn = f"{service}-{namespace}.zenith.example.org"
+        fqdn = (fqdns or {}).get(service, f"{service}-{namespace}.zenith.example.org")
         objects.patch_namespaced_custom_object_status(
             "zenith.stackhpc.com",
             "v1alpha1",
@@ -81,8 +81,8 @@ def play_zenith_operator(kubeconfig_text: str, namespace: str) -> dict[str, str]
             service,
             {"status": {"phase": "Ready", "subdomain": f"{service}-{namespace}", "fqdn": fqdn}},
         )
-        fqdns[service] = f"https://{fqdn}"
-    return fqdns
+        urls[service] = f"https://{fqdn}"
+    return urls
 
 
 def run_all(handed: list[int]) -> None:
@@ -120,6 +120,42 @@ def test_install_links_follow_up_and_deployed(
     values = release_values(kubeconfig_text, name)
     assert values["binderhub"]["config"]["BinderHub"]["hub_url"] == urls["jupyterhub"]
     assert new_platform.operations.filter(kind="upgrade", actor=None, state="succeeded").count() == 1
+
+
+@pytest.mark.parametrize(
+    "fqdn",
+    [
+        'evil.example.com/"><script>alert(1)</script>',
+        "https://evil.example.com",
+        "user@evil.example.com",
+        "evil.example.com:8443",
+        "10.1.2.3",
+        "évil.example.com",
+        "a" * 300,
+        "evil.example.com",  # a plain host, but outside the cluster's Zenith base domain
+    ],
+)
+def test_a_hostile_reservation_status_reaches_no_link_keycloak_or_helm(
+    new_platform, handed_to_worker, kubeconfig_text, fqdn
+):
+    from platforms.services import keycloak
+
+    new_platform.cluster.zenith_base_domain = "zenith.example.org"
+    new_platform.cluster.save()
+    tasks.run_operation(Operation.objects.request(new_platform, "install", None).pk)
+    play_zenith_operator(kubeconfig_text, new_platform.name, {"jupyterhub": fqdn})
+    tasks.sync_links(new_platform.pk)
+
+    new_platform.refresh_from_db()
+    assert new_platform.status == Platform.Status.INSTALLING
+    assert "is not used" in new_platform.status_message
+    assert handed_to_worker == []
+    assert set(new_platform.ready_links()) == {"binderhub"}
+    client_id = provisioning.oidc_client_id(new_platform.name)
+    admin = keycloak.get_directory()._admin
+    uris = admin.get_client(admin.get_client_id(client_id))["redirectUris"]
+    assert not any("evil" in uri or "10.1.2.3" in uri for uri in uris)
+    assert "hub_url" not in release_values(kubeconfig_text, new_platform.name)["binderhub"]["config"]["BinderHub"]
 
 
 def test_upgrade_to_the_second_version_with_changed_options(new_platform, handed_to_worker, kubeconfig_text):
