@@ -1,8 +1,9 @@
 """Access pages: a platform's Users page and the realm-wide Access page, both over Keycloak groups.
 
 Every page shows Keycloak's current state, read on each request in a bounded number of admin API
-calls (two per group shown, one per search) whatever the member count. Changes are single
-synchronous admin API calls, each written to the audit log.
+calls (two per group shown, one per search) whatever the member count, and never waits twice in
+one request for a Keycloak that did not answer. Changes are single synchronous admin API calls,
+each written to the audit log; a change whose answer never came is logged as of unknown outcome.
 """
 
 import time
@@ -32,7 +33,7 @@ from platforms.access import (
 from platforms.auth import mirror_membership
 from platforms.models import AuditEvent, Platform
 from platforms.services import keycloak
-from platforms.services.errors import Conflict, NotFound, ServiceError, Unavailable
+from platforms.services.errors import Conflict, NotFound, OutcomeUnknown, ServiceError, Unavailable
 from platforms.services.types import DirectoryUser, UserPage
 
 MEMBERS_PAGE_SIZE = 50
@@ -44,11 +45,11 @@ SERVICE_LABELS = {service: label for service, (label, _icon) in values.SERVICE_L
 
 @dataclass(frozen=True)
 class GroupSpec:
-    """A group an access page shows: its key in forms and URLs, a label, its path, and whether it is managed there."""
+    """A group an access page shows: its key in forms and URLs, labels, its path, and whether it is managed there."""
 
     key: str
     label: str
-    short: str
+    add_label: str  # the search results' button that adds a user to it
     path: str
     managed: bool = True
 
@@ -95,13 +96,13 @@ def platform_scope(platform: Platform) -> Scope:
         url_names="platform_users",
         url_args=[platform.name],
         groups=[
-            GroupSpec("platform", "Whole platform (BinderHub and JupyterHub)", "Platform", paths["platform"]),
-            GroupSpec("binderhub", "BinderHub only", "BinderHub", paths["binderhub"]),
-            GroupSpec("jupyterhub", "JupyterHub only", "JupyterHub", paths["jupyterhub"]),
             GroupSpec(
-                "platform-users", "Platform users (every platform)", "Platform users", realm["platform-users"], False
+                "platform", "Whole platform (BinderHub and JupyterHub)", "Add to whole platform", paths["platform"]
             ),
-            GroupSpec("admins", "Console admins (everything)", "Admins", realm["admins"], managed=False),
+            GroupSpec("binderhub", "BinderHub only", "Add to BinderHub only", paths["binderhub"]),
+            GroupSpec("jupyterhub", "JupyterHub only", "Add to JupyterHub only", paths["jupyterhub"]),
+            GroupSpec("platform-users", "Platform users (every platform)", "", realm["platform-users"], managed=False),
+            GroupSpec("admins", "Console admins (everything)", "", realm["admins"], managed=False),
         ],
     )
 
@@ -111,8 +112,10 @@ def realm_scope() -> Scope:
     return Scope(
         url_names="access",
         groups=[
-            GroupSpec("admins", "Console admins (everything)", "Admins", realm["admins"]),
-            GroupSpec("platform-users", "Platform users (every platform)", "Platform users", realm["platform-users"]),
+            GroupSpec("admins", "Console admins (everything)", "Add to console admins", realm["admins"]),
+            GroupSpec(
+                "platform-users", "Platform users (every platform)", "Add to platform users", realm["platform-users"]
+            ),
         ],
     )
 
@@ -179,7 +182,11 @@ def offset(request: HttpRequest, name: str) -> int:
 
 
 def groups_context(request: HttpRequest, scope: Scope, notice: str = "", error: str = "", load: bool = True) -> dict:
-    """What the live part of an access page shows (the `_access_groups.html` fragment)."""
+    """What the live part of an access page shows (the `_access_groups.html` fragment).
+
+    Without Keycloak's answer (not asked, or it failed) the fragment asks again by itself every few
+    seconds, and stops once it shows the members.
+    """
     views, keycloak_error = load_groups(scope, request) if load else ([], "")
     audit = AuditEvent.objects.filter(scope.audit_filter()).select_related("actor")[:AUDIT_LOG_LENGTH]
     ctx = {
@@ -193,6 +200,7 @@ def groups_context(request: HttpRequest, scope: Scope, notice: str = "", error: 
         "audit": audit,
         "services": SERVICE_LABELS,
         "urls": scope.urls(),
+        "poll": bool(keycloak_error) or not load,
     }
     if scope.platform and views:
         ctx["reach"] = combined_reach(scope.platform, views)
@@ -200,11 +208,20 @@ def groups_context(request: HttpRequest, scope: Scope, notice: str = "", error: 
     return ctx
 
 
-def search_context(request: HttpRequest, scope: Scope) -> dict:
-    """The search box's results: one call to Keycloak, or none when nothing was asked."""
+def search_context(request: HttpRequest, scope: Scope, keycloak_failed: bool = False) -> dict:
+    """The search box's results: one call to Keycloak, or none when nothing was asked.
+
+    None either when Keycloak already failed to answer in this request (`keycloak_failed`): asking
+    again would hold the page for a second timeout.
+    """
     text = request.GET.get("q", "").strip()[:100]
     ctx = {"q": text, "managed": scope.managed(), "urls": scope.urls(), "results": None, "search_error": ""}
     if "q" not in request.GET:
+        return ctx
+    if keycloak_failed:
+        ctx["search_error"] = (
+            "Not searched: Keycloak did not answer for the members (see below). Search again once it answers."
+        )
         return ctx
     first = offset(request, "first")
     try:
@@ -243,7 +260,11 @@ def admin_platform_or_404(request: HttpRequest, name: str) -> Platform:
 
 
 def access_page(request: HttpRequest, scope: Scope, template: str) -> HttpResponse:
-    ctx = groups_context(request, scope) | search_context(request, scope)
+    groups = groups_context(request, scope)
+    if request.htmx and request.htmx.target == "access-groups":
+        # The live part asking again by itself: a 200, so that htmx swaps it in, error or not.
+        return render(request, "platforms/_access_groups.html", groups)
+    ctx = groups | search_context(request, scope, keycloak_failed=bool(groups["keycloak_error"]))
     # Keycloak's answer is the page: without it there is nothing true to show.
     status = 503 if ctx["keycloak_error"] else 200
     return render(request, template, ctx, status=status)
@@ -296,6 +317,7 @@ def change_membership(request: HttpRequest, scope: Scope, add: bool) -> HttpResp
     """
     spec = scope.managed().get(request.POST.get("group", ""))
     user_id = request.POST.get("user_id", "")
+    action = "access.add" if add else "access.remove"
     notice = error = ""
     unavailable = False
     directory = keycloak.get_directory()
@@ -305,12 +327,18 @@ def change_membership(request: HttpRequest, scope: Scope, add: bool) -> HttpResp
         if not add and spec.path == settings.ADMIN_GROUP:
             refuse_own_admin_removal(request, directory.get_user(user_id))
         user = directory.add_member(spec.path, user_id) if add else directory.remove_member(spec.path, user_id)
+    except OutcomeUnknown as exc:
+        # Keycloak may carry the change out all the same: record the attempt, and let the page
+        # show what Keycloak has once it answers. The user's local mirror follows at their next session check.
+        AuditEvent.record(request.user, f"{action}-unknown", spec.path, str(exc))
+        error = f"{exc} The members are shown as Keycloak has them as soon as it answers."
+        unavailable = True
     except ServiceError as exc:
         error = str(exc)
         unavailable = isinstance(exc, Unavailable)
     else:
         verb = "added to" if add else "removed from"
-        AuditEvent.record(request.user, "access.add" if add else "access.remove", spec.path, describe(user))
+        AuditEvent.record(request.user, action, spec.path, describe(user))
         mirror_membership(user.username, spec.path, member=add)
         notice = f"{user.username} {verb} {spec.path}."
     if request.htmx:

@@ -10,11 +10,13 @@ from django.urls import reverse
 from platforms import tasks
 from platforms.access import platform_groups
 from platforms.models import AuditEvent
-from platforms.services.errors import Unavailable
+from platforms.services.errors import OutcomeUnknown, Unavailable
 from platforms.views import access as access_views
 from tests.conftest import make_user
 
 HTMX = {"HX-Request": "true"}
+# What the live part of a page sends when it asks again by itself.
+POLL = HTMX | {"HX-Target": "access-groups"}
 
 
 def users_url(action: str = "", name: str = "demo") -> str:
@@ -146,13 +148,16 @@ def test_a_keycloak_slow_on_every_call_holds_the_page_one_timeout_not_ten(
     assert directory.calls.count("group_members") == 2  # read at 4 s and 8 s; at 12 s the page gave up
 
 
-def test_audit_log_of_the_platform_is_on_the_page(admin_client, admin_user, platform):
+def test_audit_log_of_the_platform_is_on_the_page_in_words(admin_client, admin_user, platform):
     AuditEvent.record(admin_user, "platform.launch", "demo", "version 0.1.0")
     AuditEvent.record(admin_user, "access.add", "/platforms/demo/binderhub", "carol")
     AuditEvent.record(admin_user, "access.add", "/platforms/demo-2", "zed")
+    AuditEvent.record(admin_user, "platform.frobnicate", "demo")
     body = admin_client.get(users_url()).content.decode()
     log = body.split('data-testid="audit-log"')[1]
-    assert "platform.launch" in log and "carol" in log
+    assert "<td>Launch requested</td>" in log and "<td>Added to group</td>" in log and "carol" in log
+    assert "platform.launch" not in log and "access.add" not in log
+    assert "<td>platform.frobnicate</td>" in log  # a code without words still reads as itself
     assert "zed" not in log
 
 
@@ -164,8 +169,12 @@ def test_search_over_htmx_is_a_fragment_with_add_buttons_per_group(admin_client,
     body = response.content.decode()
     assert response.status_code == 200
     assert "<html" not in body
-    for key in ("platform", "binderhub", "jupyterhub"):
-        assert f'data-testid="add-{key}-carol"' in body
+    for key, label in [
+        ("platform", "Add to whole platform"),
+        ("binderhub", "Add to BinderHub only"),
+        ("jupyterhub", "Add to JupyterHub only"),
+    ]:
+        assert f'data-testid="add-{key}-carol">{label}</button>' in body
     assert "add-admins-carol" not in body
     assert 'data-testid="found-bob"' not in body
 
@@ -191,6 +200,17 @@ def test_search_is_paged_with_one_call_per_page(admin_client, platform, director
 def test_search_finding_nobody_says_so(admin_client, platform):
     body = admin_client.get(users_url("search"), {"q": "nobody-here"}, headers=HTMX).content.decode()
     assert "No users match" in body
+
+
+def test_search_without_javascript_does_not_wait_again_once_keycloak_did_not_answer(admin_client, platform, directory):
+    directory.calls.clear()
+    directory.error = Unavailable("Keycloak did not answer in time to read group /platforms/demo (timeout 2s).")
+    response = admin_client.get(users_url(), {"q": "carol"})
+    body = response.content.decode()
+    assert response.status_code == 503
+    assert len(directory.calls) == 1  # the groups' first call; the search is not sent to a silent Keycloak
+    assert "Not searched: Keycloak did not answer for the members" in body
+    assert 'value="carol"' in body  # the search box keeps the text, to search again
 
 
 def test_search_while_keycloak_is_down_says_so(admin_client, platform, directory):
@@ -263,6 +283,68 @@ def test_change_while_keycloak_is_down_says_so_without_waiting_again(admin_clien
     assert not AuditEvent.objects.exists()
 
 
+@pytest.fixture
+def add_unanswered(directory, monkeypatch):
+    """Keycloak carries the add out, but its answer never comes (a read timeout on the PUT)."""
+    add = directory.add_member
+
+    def add_then_time_out(path: str, user_id: str):
+        user = add(path, user_id)
+        raise OutcomeUnknown(
+            f"Keycloak did not answer in time to add {user.username} to {path} (timeout 2s, ReadTimeout), "
+            "but the request had reached it: the change may or may not have been made."
+        )
+
+    monkeypatch.setattr(directory, "add_member", add_then_time_out)
+
+
+def test_add_whose_answer_never_came_is_audited_as_unknown_and_the_members_reload_until_keycloak_answers(
+    admin_client, admin_user, platform, directory, carol, add_unanswered
+):
+    local = make_user("carol", [])
+    response = admin_client.post(users_url("add"), {"group": "platform", "user_id": carol.id}, headers=HTMX)
+    body = response.content.decode()
+    assert response.status_code == 200 and "<html" not in body
+    assert "may or may not have been made" in body and "nothing was changed" not in body
+    assert "carol added to" not in body
+    assert f'hx-get="{users_url()}" hx-trigger="every 3s"' in body  # the live part asks Keycloak again
+    event = AuditEvent.objects.get()
+    assert (event.actor, event.action, event.target) == (admin_user, "access.add-unknown", "/platforms/demo")
+    assert "add carol to /platforms/demo" in event.detail
+    assert not local.groups.exists()  # the mirror is not told what is not known
+
+    again = admin_client.get(users_url(), headers=POLL).content.decode()
+    assert "<html" not in again
+    assert 'data-testid="member-platform-carol"' in again  # Keycloak's state: the add did happen
+    assert "hx-trigger" not in again  # and the asking stops
+    assert "Add sent, outcome unknown" in again
+
+
+def test_add_whose_answer_never_came_without_javascript_says_so_on_the_page(
+    admin_client, platform, carol, add_unanswered
+):
+    response = admin_client.post(users_url("add"), {"group": "platform", "user_id": carol.id}, follow=True)
+    assert response.redirect_chain == [(users_url(), 302)]
+    body = response.content.decode()
+    assert "may or may not have been made" in body
+    assert 'data-testid="member-platform-carol"' in body
+    assert AuditEvent.objects.filter(action="access.add-unknown").exists()
+
+
+def test_members_keep_asking_while_keycloak_is_down_and_stop_once_it_answers(admin_client, platform, directory):
+    directory.error = Unavailable("Keycloak did not answer in time to read group /platforms/demo (timeout 2s).")
+    page = admin_client.get(users_url())
+    assert page.status_code == 503 and 'hx-trigger="every 3s"' in page.content.decode()
+    still_down = admin_client.get(users_url(), headers=POLL)
+    # A 200, so that htmx swaps it in: the error stays on the page, and so does the asking.
+    assert still_down.status_code == 200
+    assert 'data-testid="keycloak-error"' in still_down.content.decode()
+    assert 'hx-trigger="every 3s"' in still_down.content.decode()
+    directory.error = None
+    back = admin_client.get(users_url(), headers=POLL).content.decode()
+    assert 'data-testid="member-admins-alice"' in back and "hx-trigger" not in back
+
+
 def test_groups_not_managed_on_the_page_are_refused(admin_client, platform, carol):
     response = admin_client.post(users_url("add"), {"group": "admins", "user_id": carol.id}, headers=HTMX)
     assert "not managed on this page" in response.content.decode()
@@ -283,7 +365,7 @@ def test_access_page_manages_admins_and_platform_users(admin_client, directory, 
     response = admin_client.post(access_url("add"), {"group": "platform-users", "user_id": carol.id}, headers=HTMX)
     assert 'data-testid="member-platform-users-carol"' in response.content.decode()
     log = admin_client.get(access_url()).content.decode().split('data-testid="audit-log"')[1]
-    assert "access.add" in log and "/platform-users" in log
+    assert "Added to group" in log and "/platform-users" in log
 
 
 def test_admin_cannot_remove_themselves_from_the_admins(admin_client, directory):
@@ -310,6 +392,15 @@ def queued(monkeypatch) -> list[tuple]:
     calls = []
     monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: calls.append(args))
     return calls
+
+
+def test_repair_is_a_described_button_in_its_own_form(admin_client, platform):
+    for url, repair in [(users_url(), users_url("repair")), (access_url(), access_url("repair"))]:
+        body = admin_client.get(url).content.decode()
+        form = body.split('<h2 id="repair">Repair access</h2>')[1]
+        assert f'<form method="post" action="{repair}"' in form
+        assert 'aria-describedby="repair-help" data-testid="repair">Repair access</button>' in form
+        assert 'id="repair-help">Re-creates' in form
 
 
 def test_repair_is_requested_audited_and_run_by_the_worker(
