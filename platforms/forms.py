@@ -7,6 +7,7 @@ import semver
 from django import forms
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.urls import reverse
 from django.utils import timezone
 
 from platforms.models import PLATFORM_NAME_MAX_LENGTH, Cluster, Platform
@@ -79,6 +80,15 @@ class ClusterForm(forms.ModelForm):
             initial=self.instance.context,
             help_text="The kubeconfig context to use; empty means its current context.",
             widget=forms.TextInput(attrs={"list": "kubeconfig-contexts", "autocomplete": "off"}),
+        )
+        # Once a kubeconfig is pasted, its contexts are offered as the context field's choices.
+        self.fields["kubeconfig"].widget.attrs.update(
+            {
+                "hx-post": reverse("kubeconfig_contexts"),
+                "hx-trigger": "change, keyup changed delay:500ms",
+                "hx-target": "#kubeconfig-contexts",
+                "hx-swap": "outerHTML",
+            }
         )
         if self.instance.pk:
             self.fields["kubeconfig"].help_text = "Leave empty to keep the stored kubeconfig."
@@ -214,7 +224,9 @@ class PlatformOptionsForm(forms.ModelForm):
         }
         for name, (low, high) in limits.items():
             field = self.fields[name]
-            field.validators += [MinValueValidator(low), MaxValueValidator(high)]
+            # Ours replace the model field's own bounds, which would repeat the same message.
+            kept = [v for v in field.validators if not isinstance(v, MinValueValidator | MaxValueValidator)]
+            field.validators = [*kept, MinValueValidator(low), MaxValueValidator(high)]
             field.widget.attrs.update({"min": low, "max": high})
         self.fields["notebook_cpus"].widget.attrs["step"] = "0.5"
 
@@ -227,9 +239,13 @@ class LaunchForm(PlatformOptionsForm):
         labels = {**PlatformOptionsForm.Meta.labels, "name": "Platform name", "cluster": "Kubernetes cluster"}
         help_texts = {
             **PlatformOptionsForm.Meta.help_texts,
-            "name": "A name to identify the BinderHub platform",
+            "name": (
+                "A name to identify the BinderHub platform: lowercase letters, digits and '-', starting with "
+                f"a letter and ending with a letter or digit, at most {PLATFORM_NAME_MAX_LENGTH} characters"
+            ),
             "cluster": "The Kubernetes cluster on which to deploy BinderHub",
         }
+        error_messages = {"name": {"unique": "A platform with this name already exists: choose another name."}}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -151,7 +151,7 @@ class OperationManager(models.Manager):
         "uninstall": Platform.Status.UNINSTALLING,
     }
 
-    def request(self, platform: Platform, kind: str, actor) -> "Operation":
+    def request(self, platform: Platform, kind: str, actor, reason: str = "") -> "Operation":
         """Record a queued operation and move the platform to its waiting status, atomically.
 
         Raises PlatformBusy if another operation is queued or running: one change at a time.
@@ -161,7 +161,7 @@ class OperationManager(models.Manager):
                 locked = Platform.objects.select_for_update().get(pk=platform.pk)
                 if self.filter(platform=locked, state__in=Operation.ACTIVE_STATES).exists():
                     raise PlatformBusy(f"{locked.name} is busy with another operation; wait for it to finish.")
-                operation = self.create(platform=locked, kind=kind, actor=actor)
+                operation = self.create(platform=locked, kind=kind, actor=actor, reason=reason)
                 locked.status = self.STATUS_FOR_KIND[kind]
                 locked.status_message = ""
                 locked.save(update_fields=["status", "status_message", "updated_at"])
@@ -192,6 +192,8 @@ class Operation(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # What an operation the console requested by itself is for, in words (empty for a person's request).
+    reason = models.CharField(max_length=200, blank=True)
     requested_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

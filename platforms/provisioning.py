@@ -45,7 +45,11 @@ def ensure_platform_access(spec: ValuesInput) -> str:
         spec.oidc_client_id, f"BinderHub platform {spec.name}", spec.oidc_client_secret, uris
     )
     logger.info("platform=%s keycloak groups and client %s ensured", spec.name, client.client_id)
-    return f"Keycloak: groups {', '.join(paths)} and client {client.client_id} ({len(uris)} redirect URIs) ensured."
+    if uris:
+        back = f"sends sign-ins back to {', '.join(uris)}"
+    else:
+        back = "will send sign-ins back to the services once their addresses are known"
+    return f"Keycloak: groups {', '.join(paths)} ensured; client {client.client_id} ensured, and {back}."
 
 
 def remove_platform_access(platform_name: str) -> str:

@@ -11,15 +11,15 @@ from django_q.tasks import async_task
 
 from platforms import access_repair, deploy, provisioning
 from platforms.access import platform_group
-from platforms.models import AuditEvent, Operation, Platform
+from platforms.models import AuditEvent, Cluster, Operation, Platform
 from platforms.services.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
 
-def request_and_enqueue(platform: Platform, kind: str, actor) -> Operation:
+def request_and_enqueue(platform: Platform, kind: str, actor, reason: str = "") -> Operation:
     """Record the operation (raises PlatformBusy if one is active) and hand it to the worker on commit."""
-    operation = Operation.objects.request(platform, kind, actor)
+    operation = Operation.objects.request(platform, kind, actor, reason)
     transaction.on_commit(lambda: enqueue_operation(operation.pk))
     return operation
 
@@ -69,9 +69,12 @@ def sync_links(platform_id: int) -> None:
         logger.warning("platform=%s links not read: %s", platform_id, exc)
         return
     if needs_upgrade:
-        platform = Platform.objects.get(pk=platform_id)
+        platform = Platform.objects.select_related("cluster").get(pk=platform_id)
+        exposer = "Zenith" if platform.cluster.exposure == Cluster.Exposure.ZENITH else "the Ingresses"
         with transaction.atomic():
-            request_and_enqueue(platform, Operation.Kind.UPGRADE, actor=None)
+            request_and_enqueue(
+                platform, Operation.Kind.UPGRADE, actor=None, reason=f"Set the service addresses {exposer} reported"
+            )
         logger.info("platform=%s follow-up upgrade requested for new service links", platform.name)
 
 

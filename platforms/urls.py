@@ -29,6 +29,7 @@ urlpatterns = [
     path("app-versions/refresh/", platforms.app_versions_refresh, name="app_versions_refresh"),
     path("clusters/", clusters.cluster_list, name="cluster_list"),
     path("clusters/register/", clusters.cluster_create, name="cluster_create"),
+    path("clusters/contexts/", clusters.kubeconfig_contexts, name="kubeconfig_contexts"),
     path("clusters/<slug:name>/", clusters.cluster_detail, name="cluster_detail"),
     path("clusters/<slug:name>/edit/", clusters.cluster_edit, name="cluster_edit"),
     path("clusters/<slug:name>/check/", clusters.cluster_check, name="cluster_check"),

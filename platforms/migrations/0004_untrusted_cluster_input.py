@@ -26,28 +26,27 @@ def check_stored_input(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('platforms', '0003_reconcile_schedule'),
+        ("platforms", "0003_reconcile_schedule"),
     ]
 
     operations = [
         migrations.RemoveField(
-            model_name='servicelink',
-            name='icon',
+            model_name="servicelink",
+            name="icon",
         ),
         migrations.RemoveField(
-            model_name='servicelink',
-            name='label',
+            model_name="servicelink",
+            name="label",
         ),
         migrations.AddField(
-            model_name='cluster',
-            name='skips_tls_verify',
+            model_name="cluster",
+            name="skips_tls_verify",
             field=models.BooleanField(default=False, editable=False),
         ),
         migrations.AddField(
-            model_name='cluster',
-            name='zenith_base_domain',
+            model_name="cluster",
+            name="zenith_base_domain",
             field=models.CharField(blank=True, max_length=253),
         ),
         migrations.RunPython(check_stored_input, migrations.RunPython.noop),

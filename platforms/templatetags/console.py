@@ -102,7 +102,7 @@ def operation_rows(operations: list) -> SafeString:
     lines = []
     for op in operations:
         actor = op.actor_name or "console"
-        kind, state = KIND_LABELS.get(op.kind, op.kind), STATE_LABELS.get(op.state, op.state)
+        kind, state = op.reason or KIND_LABELS.get(op.kind, op.kind), STATE_LABELS.get(op.state, op.state)
         badge = f'<span class="status status-{e(op.state)}">{e(state)}</span>'
         lines.append(
             f"<tr><td>{e(kind)}</td><td>{badge}</td><td>{e(actor)}</td>"

@@ -14,7 +14,7 @@ from platforms.access import require_console_admin
 from platforms.forms import ClusterForm
 from platforms.models import AuditEvent, Cluster
 from platforms.refusals import TOO_LARGE
-from platforms.services import kube
+from platforms.services import kube, kubeconfig
 from platforms.services.errors import ServiceError
 
 
@@ -47,6 +47,18 @@ def cluster_form(request: HttpRequest, instance: Cluster | None = None) -> Clust
     if request.method == "GET" and TOO_LARGE in request.GET:
         form.refuse_too_large()
     return form
+
+
+@login_required
+@require_POST
+def kubeconfig_contexts(request: HttpRequest) -> HttpResponse:
+    """The contexts of the kubeconfig being pasted, offered as the context field's choices (a fragment)."""
+    require_console_admin(request.user, "register clusters")
+    try:
+        names = kubeconfig.contexts(request.POST.get("kubeconfig", "")).names
+    except ServiceError:
+        names = []  # the form says what is wrong with it when it is submitted
+    return render(request, "platforms/_kubeconfig_contexts.html", {"names": names})
 
 
 @login_required

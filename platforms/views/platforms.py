@@ -155,10 +155,12 @@ def platform_status(request: HttpRequest, name: str) -> HttpResponse:
     platform = Platform.objects.visible_to(request.user).select_related("cluster").filter(name=name).first()
     if platform is None:
         # Uninstalled while someone watched: send them to the list instead of polling a 404.
+        if not Platform.objects.filter(name=name).exists():
+            messages.success(request, f"{name} is deleted: its release, namespace and Keycloak groups are gone.")
         response = HttpResponseClientRedirect(reverse("platform_list"))
         response.status_code = 286
         return response
-    ctx = live_context(request, platform)
+    ctx = live_context(request, platform) | {"poll": True}
     if not ctx["final"] and platform.status in (Platform.Status.INSTALLING, Platform.Status.UPGRADING):
         tasks.enqueue_link_sync(platform)
     response = render(request, "platforms/_platform_live.html", ctx)

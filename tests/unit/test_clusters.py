@@ -185,3 +185,36 @@ def test_removing_a_cluster_asks_first_and_redirects_htmx_to_the_list(admin_clie
     response = admin_client.post(reverse("cluster_delete", args=["prod"]), headers={"HX-Request": "true"})
     assert response["HX-Redirect"] == reverse("cluster_list")
     assert not Cluster.objects.exists()
+
+
+def test_the_context_comes_after_the_kubeconfig_and_fields_belong_to_their_exposure(admin_client):
+    response = admin_client.get(reverse("cluster_create"))
+    form = response.context["form"]
+    names = list(form.fields)
+    assert names.index("context") > names.index("kubeconfig")
+    body = response.content.decode()
+    assert 'data-exposure="ingress"' in body and 'data-exposure="zenith"' in body
+    assert "Ingress tls" not in body and "Serve services over HTTPS" in body
+    assert 'list="kubeconfig-contexts"' in body
+
+
+def test_a_pasted_kubeconfig_offers_its_contexts(admin_client):
+    response = admin_client.post(
+        reverse("kubeconfig_contexts"), {"kubeconfig": KUBECONFIG}, headers={"HX-Request": "true"}
+    )
+    body = response.content.decode()
+    assert "<html" not in body
+    assert '<option value="ctx-a"><option value="ctx-b">' in body
+    junk = admin_client.post(reverse("kubeconfig_contexts"), {"kubeconfig": "clusters: ["}).content.decode()
+    assert "<option" not in junk
+
+
+def test_only_admins_read_a_kubeconfigs_contexts(member_client):
+    assert member_client.post(reverse("kubeconfig_contexts"), {"kubeconfig": KUBECONFIG}).status_code == 403
+
+
+def test_a_zenith_base_domain_is_kept_for_zenith_clusters_only(admin_client, fake_kube):
+    register(admin_client, zenith_base_domain="Apps.Example.org.")
+    assert Cluster.objects.get(name="lab").zenith_base_domain == "apps.example.org"
+    response = register(admin_client, name="lab2", zenith_base_domain="not a domain")
+    assert "Enter a DNS domain" in response.content.decode()

@@ -69,7 +69,11 @@ def test_links_becoming_ready_bring_a_follow_up_upgrade_then_deployed(
         tasks.sync_links(platform.pk)
     follow_up = Operation.objects.get(pk=enqueued[0])
     assert (follow_up.kind, follow_up.actor) == ("upgrade", None)
+    assert follow_up.reason == "Set the service addresses Zenith reported"
     tasks.run_operation(follow_up.pk)
+    assert "client binderhub-demo ensured, and sends sign-ins back to https://jupyterhub.zenith.example/hub/" in (
+        Operation.objects.get(pk=follow_up.pk).output
+    )
     hub = fake_helm.specs[-1].values["binderhub"]
     assert hub["config"]["BinderHub"]["hub_url"] == "https://jupyterhub.zenith.example"
     platform.refresh_from_db()

@@ -190,3 +190,34 @@ def test_unknown_service_is_404_and_never_an_open_redirect(admin_client, links):
 def test_list_links_go_through_the_click_through(admin_client, links):
     body = admin_client.get(reverse("platform_list")).content.decode()
     assert f'href="{service_url()}"' in body
+
+
+def test_a_final_state_takes_the_request_message_away_without_a_reload(admin_client, platform):
+    Platform.objects.filter(pk=platform.pk).update(status="deployed")
+    assert 'id="messages" hx-swap-oob="true"' in status(admin_client).content.decode()
+    Platform.objects.filter(pk=platform.pk).update(status="installing")
+    assert "hx-swap-oob" not in status(admin_client).content.decode()
+    page = admin_client.get(reverse("platform_detail", args=["demo"])).content.decode()
+    assert page.count('id="messages"') == 1
+
+
+def test_a_platform_deleted_while_watched_says_so_on_the_list(admin_client):
+    response = admin_client.get(reverse("platform_status", args=["gone"]), headers={"HX-Request": "true"})
+    assert response["HX-Redirect"] == reverse("platform_list")
+    assert "gone is deleted" in admin_client.get(reverse("platform_list")).content.decode()
+
+
+def test_a_platform_being_removed_offers_no_actions_and_no_links(admin_client, platform, links):
+    Platform.objects.filter(pk=platform.pk).update(status="uninstalling")
+    body = admin_client.get(reverse("platform_detail", args=["demo"])).content.decode()
+    for name in ("platform_users", "platform_edit", "platform_delete", "service_redirect"):
+        args = ["demo", "binderhub"] if name == "service_redirect" else ["demo"]
+        assert f'href="{reverse(name, args=args)}"' not in body, name
+    assert "BinderHub (being removed)" in body
+
+
+def test_services_show_their_own_icon_and_a_copy_button_once_ready(admin_client, platform, links):
+    body = admin_client.get(reverse("platform_detail", args=["demo"])).content.decode()
+    assert 'src="/static/icons/binderhub.svg"' in body and 'src="/static/icons/jupyterhub.svg"' in body
+    assert 'data-copy="https://b.example"' in body
+    assert body.count("data-copy=") == 1  # JupyterHub is not ready: nothing to copy

@@ -144,6 +144,26 @@ def test_launch_rejects_bad_options_beside_their_field(
     assert Platform.objects.count() == 1
 
 
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [({"servers_per_user": "-1"}, "servers_per_user"), ({"registry_storage_gb": "99999"}, "registry_storage_gb")],
+)
+def test_a_bound_is_said_once_beside_its_field(admin_client, cluster, stub_app_versions, overrides, field):
+    response = launch(admin_client, cluster, **overrides)
+    assert len(response.context["form"].errors[field]) == 1
+
+
+def test_a_taken_name_is_said_in_plain_words(admin_client, platform, cluster, stub_app_versions):
+    response = launch(admin_client, cluster, name="demo")
+    assert response.context["form"].errors["name"] == ["A platform with this name already exists: choose another name."]
+
+
+def test_the_names_rules_are_in_its_help_before_any_error(admin_client, cluster, stub_app_versions):
+    body = admin_client.get(reverse("platform_create")).content.decode()
+    assert "lowercase letters, digits and &#x27;-&#x27;, starting with a letter" in body
+    assert "at most 40 characters" in body
+
+
 def test_launch_limits_are_admin_configurable(admin_client, cluster, stub_app_versions, settings):
     settings.LAUNCH_MAX_CPUS = 4
     response = launch(admin_client, cluster, notebook_cpus="5")

@@ -81,3 +81,12 @@ def test_operation_rows_escape_output_and_name_the_console_when_no_one_acted(adm
     succeeded = '<span class="status status-succeeded">Succeeded</span>'
     assert f"<td>Upgrade</td><td>{succeeded}</td><td>{admin_user.username}</td>" in html
     assert "<td>2</td></tr>" in html and html.count("<td>—</td>") == 2
+
+
+def test_an_operation_the_console_requested_itself_is_named_for_what_it_does(platform):
+    Operation.objects.create(
+        platform=platform, kind="upgrade", state="queued", reason="Set the service addresses Zenith reported"
+    )
+    html = operation_rows(list(platform.operations.annotate(actor_name=F("actor__username"))))
+    assert "<td>Set the service addresses Zenith reported</td>" in html
+    assert "<td>Upgrade</td>" not in html
