@@ -147,3 +147,10 @@ def add_to_group(user_id: str, path: str) -> None:
     group = api.get(f"{ADMIN_API}/group-by-path{path}", timeout=10)
     group.raise_for_status()
     api.put(f"{ADMIN_API}/users/{user_id}/groups/{group.json()['id']}", timeout=10).raise_for_status()
+
+
+def delete_client(client_id: str) -> None:
+    """Delete a client as a person would in Keycloak's own console."""
+    found = client(client_id)
+    if found:
+        admin_session().delete(f"{ADMIN_API}/clients/{found['id']}", timeout=10).raise_for_status()

@@ -17,7 +17,7 @@ from django.test import Client
 from django.urls import reverse
 
 from devstack import procs
-from platforms import deploy, provisioning, tasks
+from platforms import access_repair, deploy, provisioning, tasks
 from platforms.models import AuditEvent, Operation, Platform, ServiceLink
 from platforms.services import keycloak
 from tests.conftest import make_user
@@ -265,7 +265,7 @@ def test_service_subgroup_member_clicks_through_to_that_service_only_and_loses_i
     name = access_platform.name
     for service in ("binderhub", "jupyterhub"):
         ServiceLink.objects.create(
-            platform=access_platform, name=service, label=service, url=f"https://{service}-{name}.example", ready=True
+            platform=access_platform, name=service, url=f"https://{service}-{name}.example", ready=True
         )
     username, user_id = person([f"/platforms/{name}/binderhub"])
     browser, landing = sign_in(console, username, "pw-123456")
@@ -281,7 +281,9 @@ def test_service_subgroup_member_clicks_through_to_that_service_only_and_loses_i
     admin = Client()
     admin.force_login(admin_user)
     admin.post(users_url(access_platform, "remove"), {"group": "binderhub", "user_id": user_id}, headers=HTMX)
-    assert click("binderhub").status_code == 403  # at the very next request, not at the next sign-in
+    # At the very next request, not at the next sign-in; in no group of the platform now, they are
+    # answered as for a platform that does not exist.
+    assert click("binderhub").status_code == 404
 
     admin.post(users_url(access_platform, "add"), {"group": "jupyterhub", "user_id": user_id}, headers=HTMX)
     assert click("jupyterhub").status_code == 302
@@ -342,6 +344,100 @@ def test_keycloak_hung_gives_clear_messages_and_repair_works_once_it_is_back(
     assert keycloak_admin.group_exists(path)
     assert AuditEvent.objects.filter(action="access.repair", target=f"/platforms/{access_platform.name}").exists()
     assert "does not exist in Keycloak" not in admin_client.get(users_url(access_platform)).content.decode()
+
+
+def test_search_without_javascript_waits_one_timeout_when_keycloak_hangs(admin_client, access_platform, settings):
+    settings.KEYCLOAK_TIMEOUT_SECONDS = 2
+    keycloak.get_directory.cache_clear()
+    with keycloak_paused():
+        started = time.monotonic()
+        page = admin_client.get(users_url(access_platform), {"q": "bob"})
+        took = time.monotonic() - started
+    assert page.status_code == 503
+    assert "Not searched: Keycloak did not answer" in page.content.decode()
+    assert took < 1.5 * settings.KEYCLOAK_TIMEOUT_SECONDS + 0.5, took  # the groups' timeout, not a second one
+
+
+def test_add_whose_answer_never_came_is_audited_as_unknown_and_the_page_shows_it_once_keycloak_answers(
+    admin_client, admin_user, access_platform, person, settings, monkeypatch
+):
+    """The issue's case: Keycloak took the add, froze before answering, and carried it out later."""
+    username, user_id = person()
+    path = f"/platforms/{access_platform.name}"
+    settings.KEYCLOAK_TIMEOUT_SECONDS = 2
+    keycloak.get_directory.cache_clear()
+    admin_api = keycloak.get_directory()._admin
+    frozen = contextlib.ExitStack()
+    add = admin_api.group_user_add
+
+    def add_to_a_keycloak_freezing_now(*args):
+        frozen.enter_context(keycloak_paused())  # the reads before went through; the PUT is never answered
+        return add(*args)
+
+    monkeypatch.setattr(admin_api, "group_user_add", add_to_a_keycloak_freezing_now)
+    with frozen:
+        response = admin_client.post(
+            users_url(access_platform, "add"), {"group": "platform", "user_id": user_id}, headers=HTMX
+        )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "may or may not have been made" in body and "nothing was changed" not in body
+    assert 'hx-trigger="every 3s"' in body
+    event = AuditEvent.objects.get(action="access.add-unknown")
+    assert (event.actor, event.target) == (admin_user, path) and f"add {username} to {path}" in event.detail
+
+    # Thawed, Keycloak carries out the add it had taken; the fragment's next asking shows it.
+    deadline = time.monotonic() + 10
+    while username not in keycloak_admin.group_member_names(path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    again = admin_client.get(users_url(access_platform), headers=HTMX | {"HX-Target": "access-groups"})
+    assert f'data-testid="member-platform-{username}"' in again.content.decode()
+    assert "hx-trigger" not in again.content.decode()
+
+
+# --- Keycloak lost what the console made -------------------------------------------------------------
+
+
+@pytest.fixture
+def more_platforms(access_platform, local_cluster, admin_user):
+    """Two more platforms with their access in Keycloak, removed again afterwards."""
+    made = []
+    for _ in range(2):
+        platform = Platform.objects.create(
+            name=f"more-{uuid.uuid4().hex[:6]}",
+            cluster=local_cluster,
+            app_version="0.1.0",
+            created_by=admin_user,
+            status="deployed",
+        )
+        provisioning.ensure_platform_access(deploy.values_input(platform))
+        made.append(platform)
+    yield made
+    for platform in made:
+        provisioning.remove_platform_access(platform.name)
+
+
+def test_the_worker_re_creates_a_lost_group_and_client_in_calls_that_do_not_grow_with_platforms(
+    access_platform, more_platforms
+):
+    name = access_platform.name
+    with counting_admin_requests() as seen:
+        assert access_repair.repair_lost_access(tasks.REALM_TARGET) == []
+    calls_for_three = len(seen)
+    Platform.objects.filter(pk__in=[platform.pk for platform in more_platforms]).delete()
+    with counting_admin_requests() as seen:
+        access_repair.repair_lost_access(tasks.REALM_TARGET)
+    assert len(seen) == calls_for_three <= 7, seen
+
+    # Lost as after a restore of an older realm: the service group and the client, removed by hand.
+    keycloak_admin.delete_group(f"/platforms/{name}/jupyterhub")
+    keycloak_admin.delete_client(f"binderhub-{name}")
+    tasks.repair_lost_access()  # as reconcile runs it
+    assert keycloak_admin.group_exists(f"/platforms/{name}/jupyterhub")
+    assert keycloak_admin.client(f"binderhub-{name}")["secret"] == access_platform.secrets["oidc_client_secret"]
+    event = AuditEvent.objects.get(action="access.auto-repair")
+    assert (event.actor, event.target) == (None, f"/platforms/{name}")
+    assert f"Keycloak had lost /platforms/{name}/jupyterhub, client binderhub-{name}." in event.detail
 
 
 def test_user_deleted_meanwhile_gives_a_clear_message(admin_client, access_platform, person):
