@@ -294,12 +294,12 @@ class GroupDirectory:
             query = {"search": name, "exact": "true", "briefRepresentation": "true", "populateHierarchy": "true"}
             with self._asking(f"find the groups named {name}"):
                 roots = self._get_list(urls_patterns.URL_ADMIN_GROUPS.format(**realm), query | {"max": LISTING_PAGE})
-            found = [each for each in _tree_paths(roots) if each.startswith(f"{path}/")]
-            if sum(1 for each in _tree_paths(roots) if each.endswith(f"/{name}")) >= LISTING_PAGE:
+            found = list(_tree_paths(roots))
+            if sum(1 for each in found if each.endswith(f"/{name}")) >= LISTING_PAGE:
                 # The search is paged over matches that all have the same name, so its pages come in
                 # no stable order (a second page can repeat the first): refuse rather than guess.
                 raise Unavailable(f"Keycloak has {LISTING_PAGE} groups or more named {name}, too many to check.")
-            paths.update(found)
+            paths.update(each for each in found if each.startswith(f"{path}/"))
         return frozenset(paths)
 
     def client_ids(self, prefix: str) -> frozenset[str]:
@@ -345,7 +345,7 @@ class GroupDirectory:
             if write and _may_have_arrived(cause):
                 raise OutcomeUnknown(
                     f"Keycloak did not answer in time to {what} (timeout {self.timeout}s, {type(cause).__name__}), "
-                    "but the request had reached it: the change may or may not have been made."
+                    "but the request had been sent: the change may or may not have been made."
                 ) from None
             raise Unavailable(
                 f"Keycloak did not answer in time to {what} (timeout {self.timeout}s, {type(cause).__name__}); "

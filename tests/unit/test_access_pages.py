@@ -292,7 +292,7 @@ def add_unanswered(directory, monkeypatch):
         user = add(path, user_id)
         raise OutcomeUnknown(
             f"Keycloak did not answer in time to add {user.username} to {path} (timeout 2s, ReadTimeout), "
-            "but the request had reached it: the change may or may not have been made."
+            "but the request had been sent: the change may or may not have been made."
         )
 
     monkeypatch.setattr(directory, "add_member", add_then_time_out)
