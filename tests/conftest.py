@@ -47,7 +47,7 @@ def member_client(member_user) -> Client:
 def fake_kube(monkeypatch):
     """Replace the Kubernetes service with an in-memory fake that reports v1.34.4."""
     from platforms.services import kube
-    from platforms.services.fakes import FakeKube
+    from tests.fakes import FakeKube
 
     fake = FakeKube()
     monkeypatch.setattr(kube, "get_kube", lambda: fake)

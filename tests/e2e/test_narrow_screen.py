@@ -19,7 +19,7 @@ LONG_ERROR = "helm: could not reach https://charts.example.org/binderadmin/index
 def keycloak_directory(monkeypatch):
     """The in-memory Keycloak directory: the Access and Users pages need no Keycloak here."""
     from platforms.services import keycloak
-    from platforms.services.fakes import FakeDirectory
+    from tests.fakes import FakeDirectory
 
     fake = FakeDirectory()
     fake.add_user("alice", ("/admins",), first_name="Alice", last_name="Admin")

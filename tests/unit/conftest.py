@@ -3,7 +3,7 @@
 import pytest
 
 from platforms.services import keycloak
-from platforms.services.fakes import FakeDirectory
+from tests.fakes import FakeDirectory
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,8 @@ from platforms import deploy, tasks
 from platforms.models import Operation, Platform
 from platforms.services import helm, kube
 from platforms.services.errors import BadInput, Unavailable
-from platforms.services.fakes import FakeDeployKube, FakeHelm
 from platforms.services.types import ServiceLinkInfo
+from tests.fakes import FakeDeployKube, FakeHelm
 
 
 @pytest.fixture

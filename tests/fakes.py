@@ -1,4 +1,4 @@
-"""In-memory stand-ins for the adapters, for fast unit tests (integration tests use the real ones)."""
+"""In-memory test doubles of the service adapters, for fast unit tests (integration tests use the real ones)."""
 
 import uuid
 
