@@ -232,6 +232,8 @@ NAMESPACE_DELETE_TIMEOUT_SECONDS = env_int("NAMESPACE_DELETE_TIMEOUT_SECONDS", 1
 QUEUED_OPERATION_GRACE_SECONDS = env_int("QUEUED_OPERATION_GRACE_SECONDS", 300)
 # How often a page watching a platform may trigger a check of its service links, in seconds.
 LINK_SYNC_MIN_INTERVAL_SECONDS = env_int("LINK_SYNC_MIN_INTERVAL_SECONDS", 3)
+# How often the worker checks that Keycloak still has the platforms' groups and clients, in seconds.
+ACCESS_CHECK_INTERVAL_SECONDS = env_int("ACCESS_CHECK_INTERVAL_SECONDS", 300)
 
 # --- Background work (django-q2): the ORM broker by default, Redis when REDIS_URL is set ----------
 REDIS_URL = env_str("REDIS_URL", "")

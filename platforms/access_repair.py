@@ -7,6 +7,7 @@ a development Keycloak restarted with its realm in memory. Run by the worker (fr
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import QuerySet
 
@@ -17,8 +18,6 @@ from platforms.services.errors import ServiceError, Unavailable
 
 logger = logging.getLogger(__name__)
 
-# How often the worker compares Keycloak with the platforms; each look costs a few admin API calls.
-CHECK_INTERVAL_SECONDS = 300
 REPAIRED = "access.auto-repair"
 REPAIR_FAILED = "access.auto-repair-failed"
 
@@ -37,8 +36,8 @@ def platforms_with_access() -> QuerySet[Platform]:
 
 
 def repair_if_due(realm_target: str) -> list[str]:
-    """Run repair_lost_access at most every CHECK_INTERVAL_SECONDS; the targets repaired."""
-    if not cache.add("access-check", 1, CHECK_INTERVAL_SECONDS):
+    """Run repair_lost_access at most every ACCESS_CHECK_INTERVAL_SECONDS; the targets repaired."""
+    if not cache.add("access-check", 1, settings.ACCESS_CHECK_INTERVAL_SECONDS):
         return []
     return repair_lost_access(realm_target)
 
