@@ -62,7 +62,17 @@ def test_admin_launches_a_platform_shares_it_with_bob_takes_it_back_and_deletes_
     page.click("nav >> text=Clusters")
     page.click("text=Register a cluster")
     page.fill("#id_name", "local")
+    # Zenith is chosen: only its field shows; Ingress's appear when Ingress is chosen.
+    expect(page.locator("#id_ingress_base_domain")).to_be_hidden()
+    page.select_option("#id_exposure", "ingress")
+    expect(page.locator("#id_ingress_base_domain")).to_be_visible()
+    expect(page.locator("#id_zenith_base_domain")).to_be_hidden()
+    page.select_option("#id_exposure", "zenith")
+    page.fill("#id_zenith_base_domain", "zenith.example.org")
     page.fill("#id_kubeconfig", kubeconfig_text)
+    page.locator("#id_kubeconfig").dispatch_event("change")
+    # The pasted kubeconfig's contexts are offered for the context field, which comes after it.
+    expect(page.locator("#kubeconfig-contexts option[value=devstack]")).to_have_count(1)
     page.fill("#id_context", "devstack")
     shot(page, "register-cluster")
     page.click("text=Register and check")
@@ -86,6 +96,10 @@ def test_admin_launches_a_platform_shares_it_with_bob_takes_it_back_and_deletes_
     expect(page.locator("[data-testid=status]")).to_have_text("Deployed", timeout=60_000)
     for key, label in (("binderhub", "BinderHub"), ("jupyterhub", "JupyterHub")):
         expect(page.locator(f"[data-testid=service-{key}]")).to_have_text(label)  # no "(not ready)"
+    expect(page.locator("[data-testid=services] img.icon")).to_have_count(2)
+    assert page.evaluate("[...document.images].every((image) => image.complete && image.naturalWidth > 0)")
+    expect(page.locator(".messages")).to_have_count(0)  # "Launch of … requested" went with the final state
+    expect(page.locator("button[data-copy]").first).to_have_attribute("data-copy", re.compile(r"^https://"))
     assert page.evaluate("window.sameDocument === true"), "the platform page reloaded instead of updating in place"
     shot(page, "deployed-with-services")
 
