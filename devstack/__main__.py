@@ -57,6 +57,8 @@ def print_up() -> None:
     versions = ", ".join(config.APP_CHART_VERSIONS)
     print(f"devstack: chart repository {config.CHART_REPO_URL} ({config.APP_CHART_NAME} {versions})")
     print(f"devstack: logs in {config.LOG_DIR}")
+    domain = config.ZENITH_BASE_DOMAIN
+    print(f"devstack: no Zenith runs here; play it (addresses under {domain}) with: python -m devstack zenith --watch")
     for username, password, role in config.DEMO_USERS:
         print(f"devstack: demo login {username} / {password} ({role})")
 
