@@ -16,6 +16,9 @@ from platforms.services.oidc import get_session_checker
 logger = logging.getLogger(__name__)
 
 
+RECHECK_AFTER_OUTAGE_SECONDS = 30
+
+
 class KeycloakSessionCheckMiddleware:
     """Every OIDC_RECHECK_SECONDS, exchange the session's refresh token at Keycloak.
 
@@ -60,6 +63,10 @@ class KeycloakSessionCheckMiddleware:
             return redirect(target)
         except Unavailable as exc:
             logger.warning("user=%s session not re-checked: %s", username, exc)
+            # Ask again in a while, not at every request: each ask of a Keycloak that does not
+            # answer holds the request for a whole timeout, before the page itself asks Keycloak.
+            due_again = time.time() - settings.OIDC_RECHECK_SECONDS + RECHECK_AFTER_OUTAGE_SECONDS
+            request.session[SESSION_CHECKED_AT] = min(due_again, time.time())
             return None
         request.session[SESSION_REFRESH_TOKEN] = tokens.refresh_token
         request.session[SESSION_CHECKED_AT] = time.time()
