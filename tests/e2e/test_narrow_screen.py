@@ -9,9 +9,9 @@ from platforms.models import AuditEvent, Operation, Platform
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PHONE = {"width": 390, "height": 844}
-# Long, unbroken text of the kinds people and clusters produce: names at the 63-character limit,
-# an address in an error message.
-LONG_NAME = "a-platform-name-as-long-as-kubernetes-allows-for-a-namespace-63"
+# Long, unbroken text of the kinds people and clusters produce: a name at the console's limit
+# (PLATFORM_NAME_MAX_LENGTH, which PostgreSQL enforces), an address in an error message.
+LONG_NAME = "a-platform-name-as-long-as-the-form-lets"
 LONG_ERROR = "helm: could not reach https://charts.example.org/binderadmin/index.yaml?because-of-a-very-long-query"
 
 
