@@ -21,6 +21,19 @@ SERVICE_LABELS = {
 REGISTRY_PORT = 5000
 REGISTRY_USERNAME = "binderhub"
 BINDER_OAUTH_CLIENT_ID = "service-binder"
+# The registry chart's objects are named by fullnameOverride: one namespace a platform, so a plain
+# name is unique and no object name grows with the platform's (twuni's own rule would append
+# "-docker-registry" to the release name, and a volume "<that>-config" breaks at 41 characters).
+REGISTRY_NAME = "registry"
+# The hub's Service in the platform's namespace (z2jh with its default empty fullnameOverride).
+HUB_URL_LOCAL = "http://hub:8081"
+# z2jh's NetworkPolicy admits to the hub only pods with this label; BinderHub's pod calls the hub API.
+HUB_ACCESS_LABEL = "hub.jupyter.org/network-access-hub"
+# Notebook volumes go here, beside the repository's files in /home/jovyan, instead of over them.
+NOTEBOOK_VOLUME_PATH = "/home/jovyan/data"
+# What a notebook server reserves on its node, as a fraction of its limit (the form's number).
+CPU_GUARANTEE_FRACTION = Decimal("0.25")
+MEMORY_GUARANTEE_FRACTION = Decimal("0.5")
 
 
 @dataclass(frozen=True)
@@ -50,8 +63,16 @@ class ValuesInput:
 
 
 def registry_host(name: str) -> str:
-    """The in-cluster address of the platform's registry (Service `<release>-docker-registry`)."""
-    return f"{name}-docker-registry.{name}.svc.cluster.local:{REGISTRY_PORT}"
+    """Where BinderHub's builds push: the registry's Service, by the cluster's DNS (REGISTRY_NAME)."""
+    return f"{REGISTRY_NAME}.{name}.svc.cluster.local:{REGISTRY_PORT}"
+
+
+def pink_paths(name: str) -> dict[str, str]:
+    """Host folders of the platform's Podman builder: its own, so two platforms on a node do not share."""
+    return {
+        "hostStorageDir": f"/var/lib/binderadmin/{name}/pink/storage",
+        "hostSocketDir": f"/var/run/binderadmin/{name}/pink",
+    }
 
 
 def ingress_urls(name: str, base_domain: str, tls: bool) -> dict[str, str]:
@@ -90,11 +111,13 @@ def platform_block(spec: ValuesInput) -> dict:
             service: {"label": label, "iconUrl": icon, "description": f"{label} of {spec.name}"}
             for service, (label, icon) in SERVICE_LABELS.items()
         },
+        "registry": {"pushHost": registry_host(spec.name)},
     }
 
 
 def registry_block(spec: ValuesInput) -> dict:
     return {
+        "fullnameOverride": REGISTRY_NAME,
         "persistence": {"enabled": True, "size": f"{spec.registry_storage_gb}Gi"},
         "secrets": {"htpasswd": spec.registry_htpasswd},
     }
@@ -106,6 +129,9 @@ def binderhub_block(spec: ValuesInput, links: dict[str, str]) -> dict:
         "use_registry": True,
         "image_prefix": f"{host}/{spec.name}/binder-",
         "auth_enabled": True,
+        # In-cluster, so the first install renders before Zenith has an address, and BinderHub never
+        # calls the hub API through the public proxy (where Zenith's sign-in would stop it).
+        "hub_url_local": HUB_URL_LOCAL,
     }
     if links.get("jupyterhub"):
         binder_config["hub_url"] = links["jupyterhub"]
@@ -113,7 +139,28 @@ def binderhub_block(spec: ValuesInput, links: dict[str, str]) -> dict:
         "config": {"BinderHub": binder_config},
         "registry": {"url": f"http://{host}", "username": REGISTRY_USERNAME, "password": spec.registry_password},
         "service": {"type": "ClusterIP"},
+        "deployment": {"labels": {HUB_ACCESS_LABEL: "true"}},
+        # Podman in a DaemonSet: builds work on containerd nodes, which have no Docker socket for "host".
+        "imageBuilderType": "pink",
+        "pink": pink_paths(spec.name) | {"daemonset": podman_registry_config(spec.name)},
+        # The cleaner frees the builder's disk (it knows pink's folders); cordoning a shared cluster's
+        # nodes while it cleans is not one platform's call to make.
+        "imageCleaner": {"enabled": True, "cordon": False},
         "jupyterhub": jupyterhub_block(spec, links),
+    }
+
+
+def podman_registry_config(name: str) -> dict:
+    """Podman pushes to the platform's registry over plain HTTP inside the cluster: say it may."""
+    return {
+        "extraVolumes": [{"name": "registries", "configMap": {"name": f"{name}-podman-registries"}}],
+        "extraVolumeMounts": [
+            {
+                "name": "registries",
+                "mountPath": "/etc/containers/registries.conf.d/100-binderadmin.conf",
+                "subPath": "registries.conf",
+            }
+        ],
     }
 
 
@@ -141,11 +188,29 @@ def jupyterhub_block(spec: ValuesInput, links: dict[str, str]) -> dict:
     return {
         "hub": hub,
         "proxy": {"service": {"type": "ClusterIP"}},
-        "singleuser": {
-            "cmd": "jupyterhub-singleuser",
-            "cpu": {"limit": float(spec.notebook_cpus)},  # the schema wants a number, not a string
-            "memory": {"limit": f"{spec.notebook_ram_gb}G"},
-            "storage": {"type": "dynamic", "capacity": f"{spec.notebook_storage_gb}Gi"},
+        # The cluster's own scheduler places notebooks: a scheduler (and its ClusterRole) per platform,
+        # and placeholder pods, are for large dedicated clusters.
+        "scheduling": {"userScheduler": {"enabled": False}, "userPlaceholder": {"enabled": False}},
+        # Idle servers stop after an hour; users are not deleted, since KubeSpawner would delete their
+        # volumes with them, and named servers are kept (stopped), so nobody's files go.
+        "cull": {"enabled": True, "users": False, "removeNamedServers": False, "timeout": 3600},
+        "singleuser": singleuser_block(spec),
+    }
+
+
+def singleuser_block(spec: ValuesInput) -> dict:
+    """Each notebook server: its limits (the form's numbers), what it reserves, and its volume."""
+    cpu_guarantee = float(spec.notebook_cpus * CPU_GUARANTEE_FRACTION)
+    memory_guarantee_mb = int(spec.notebook_ram_gb * 1024 * MEMORY_GUARANTEE_FRACTION)
+    return {
+        "cmd": "jupyterhub-singleuser",
+        # The schema wants numbers for CPUs, not strings.
+        "cpu": {"limit": float(spec.notebook_cpus), "guarantee": cpu_guarantee},
+        "memory": {"limit": f"{spec.notebook_ram_gb}G", "guarantee": f"{memory_guarantee_mb}M"},
+        "storage": {
+            "type": "dynamic",
+            "capacity": f"{spec.notebook_storage_gb}Gi",
+            "homeMountPath": NOTEBOOK_VOLUME_PATH,
         },
     }
 
@@ -173,7 +238,9 @@ def oauth_config(spec: ValuesInput, links: dict[str, str]) -> dict:
         "logout_redirect_url": f"{endpoint}/logout",
         "scope": ["openid", "profile", "email", "groups"],
         "username_claim": "preferred_username",
-        "claim_groups_key": "groups",
+        # oauthenticator 17 keeps the userinfo answer under auth_state["oauth_user"]; this replaces the
+        # deprecated claim_groups_key.
+        "auth_state_groups_key": "oauth_user.groups",
         "manage_groups": True,
         "allowed_groups": allowed_groups(spec),
         "admin_groups": [spec.admin_group],

@@ -1,4 +1,4 @@
-"""The local chart repository is rebuilt only when stale (chart or stand-ins), and a helm failure is one clear line."""
+"""The local chart repository is rebuilt only when its chart changed, and a helm failure is one clear line."""
 
 import os
 import shutil
@@ -16,9 +16,9 @@ VERSIONS = ("0.1.0", "0.2.0")
 
 @pytest.fixture
 def chart(tmp_path):
-    # The application chart with the stand-ins it reaches through file://../stand-ins/<name>.
+    # The application chart, with the upstream charts vendored in its charts/.
     charts = tmp_path / "charts"
-    shutil.copytree(config.APP_CHART_DIR.parent, charts, ignore=shutil.ignore_patterns("charts", "Chart.lock"))
+    shutil.copytree(config.APP_CHART_DIR.parent, charts)
     return charts / config.APP_CHART_NAME
 
 
@@ -74,22 +74,13 @@ def test_a_missing_or_broken_index_is_stale(tmp_path, chart):
     assert not chart_repo.is_fresh(tmp_path / "repo", chart, VERSIONS, URL)
 
 
-def test_editing_a_stand_in_makes_the_index_stale(tmp_path, chart):
+def test_replacing_a_vendored_chart_makes_the_index_stale(tmp_path, chart):
     write_index(tmp_path / "repo")
     age(chart.parent, 60)
     age(tmp_path / "repo", 30)
     assert chart_repo.is_fresh(tmp_path / "repo", chart, VERSIONS, URL)
-    (chart.parent / "stand-ins" / "jupyterhub" / "templates" / "hub.yaml").write_text("# edited\n")
+    (chart / "charts" / "docker-registry-2.2.3.tgz").touch()
     assert not chart_repo.is_fresh(tmp_path / "repo", chart, VERSIONS, URL)
-
-
-def test_local_dependencies_are_the_stand_ins_dependencies_first(chart):
-    stand_ins = (chart.parent / "stand-ins").resolve()
-    assert chart_repo.local_dependencies(chart) == [
-        stand_ins / "jupyterhub",
-        stand_ins / "binderhub",
-        stand_ins / "docker-registry",
-    ]
 
 
 def test_a_helm_package_failure_is_one_clear_line_and_leaves_the_old_repo(tmp_path, chart):
@@ -101,16 +92,7 @@ def test_a_helm_package_failure_is_one_clear_line_and_leaves_the_old_repo(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["charts", "helm", "repo"]  # no half-built leftovers
 
 
-def test_a_dependency_build_failure_names_the_stand_in(tmp_path, chart):
-    with pytest.raises(DevstackError) as caught:
-        chart_repo.build(fake_helm(tmp_path, "dependency"), tmp_path / "repo", chart, VERSIONS, URL)
-    assert str(caught.value) == (
-        "`helm dependency build` of the chart (binderhub) failed: Error: Chart.yaml file is missing"
-    )
-    assert not (chart / "charts").exists()  # the source tree is left as it was
-
-
-def test_build_packages_each_version_with_the_stand_ins_inside(tmp_path, chart):
+def test_build_packages_each_version_with_the_real_charts_inside(tmp_path, chart):
     helm = config.BIN_DIR / f"helm-{config.HELM_VERSION}"
     if not helm.exists():
         pytest.skip("the pinned helm is not built yet (python -m devstack up builds it)")
@@ -118,6 +100,6 @@ def test_build_packages_each_version_with_the_stand_ins_inside(tmp_path, chart):
     assert chart_repo.is_fresh(folder, chart, VERSIONS, URL)
     with tarfile.open(folder / "binderhub-platform-0.2.0.tgz") as archive:
         names = set(archive.getnames())
-    assert "binderhub-platform/charts/binderhub/charts/jupyterhub/values.schema.json" in names
-    assert "binderhub-platform/charts/docker-registry/templates/registry.yaml" in names
-    assert not (chart / "charts").exists() and not (chart / "Chart.lock").exists()
+    assert "binderhub-platform/charts/binderhub/templates/deployment.yaml" in names
+    assert "binderhub-platform/charts/binderhub/charts/jupyterhub/templates/hub/deployment.yaml" in names
+    assert "binderhub-platform/charts/docker-registry/templates/deployment.yaml" in names
