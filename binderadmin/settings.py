@@ -171,6 +171,12 @@ KEYCLOAK_TIMEOUT_SECONDS = env_int("KEYCLOAK_TIMEOUT_SECONDS", 10)
 ADMIN_GROUP = env_str("BINDERADMIN_ADMIN_GROUP", "/admins")
 
 OIDC_OP_ISSUER = f"{KEYCLOAK_URL}/realms/{KEYCLOAK_REALM}"
+# Keycloak as the platforms' JupyterHub pods reach it from inside their clusters (token and userinfo
+# calls); empty: KEYCLOAK_URL, which the clusters must then reach.
+KEYCLOAK_URL_FROM_CLUSTERS = env_str("KEYCLOAK_URL_FROM_CLUSTERS", "").rstrip("/")
+# The NodePorts the console picks from for the platforms' registries (the Kubernetes default range).
+REGISTRY_NODE_PORT_MIN = env_int("REGISTRY_NODE_PORT_MIN", 30000)
+REGISTRY_NODE_PORT_MAX = env_int("REGISTRY_NODE_PORT_MAX", 32767)
 _oidc = f"{OIDC_OP_ISSUER}/protocol/openid-connect"
 OIDC_OP_AUTHORIZATION_ENDPOINT = f"{_oidc}/auth"
 OIDC_OP_TOKEN_ENDPOINT = f"{_oidc}/token"

@@ -14,7 +14,7 @@ from pathlib import Path
 import bcrypt
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -143,13 +143,49 @@ def values_input(platform: Platform) -> ValuesInput:
         oidc_client_id=provisioning.oidc_client_id(platform.name),
         oidc_client_secret=stored["oidc_client_secret"],
         oidc_issuer=settings.OIDC_OP_ISSUER,
+        oidc_issuer_from_cluster=(
+            f"{settings.KEYCLOAK_URL_FROM_CLUSTERS}/realms/{settings.KEYCLOAK_REALM}"
+            if settings.KEYCLOAK_URL_FROM_CLUSTERS
+            else ""
+        ),
         admin_group=settings.ADMIN_GROUP,
         links=platform.ready_links(),
+        registry_node_port=platform.registry_node_port,
+        storage_class=cluster.storage_class,
+        ingress_cluster_issuer=cluster.ingress_cluster_issuer,
+    )
+
+
+def ensure_registry_node_port(platform: Platform) -> int:
+    """The platform's registry NodePort: chosen once, the lowest port of the range that no Service on
+    the cluster uses and no other platform of the console holds. Raises Conflict when none is left."""
+    if platform.registry_node_port:
+        return platform.registry_node_port
+    used = kube.get_kube().node_ports(platform.cluster.access())
+    used |= set(
+        Platform.objects.filter(cluster=platform.cluster, registry_node_port__isnull=False).values_list(
+            "registry_node_port", flat=True
+        )
+    )
+    for port in range(settings.REGISTRY_NODE_PORT_MIN, settings.REGISTRY_NODE_PORT_MAX + 1):
+        if port in used:
+            continue
+        try:
+            with transaction.atomic():
+                Platform.objects.filter(pk=platform.pk).update(registry_node_port=port)
+        except IntegrityError:
+            continue  # another platform took it meanwhile
+        platform.registry_node_port = port
+        return port
+    raise Conflict(
+        f"No NodePort is free for the registry between {settings.REGISTRY_NODE_PORT_MIN} and "
+        f"{settings.REGISTRY_NODE_PORT_MAX} on cluster {platform.cluster.name}."
     )
 
 
 def install_or_upgrade(operation: Operation) -> None:
     platform = operation.platform
+    ensure_registry_node_port(platform)
     spec = values_input(platform)
     release_spec = ReleaseSpec(
         name=platform.name,

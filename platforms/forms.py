@@ -10,10 +10,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.urls import reverse
 from django.utils import timezone
 
-from platforms.models import PLATFORM_NAME_MAX_LENGTH, Cluster, Platform
+from platforms.models import Cluster, Platform
 from platforms.services import kube, kubeconfig
 from platforms.services.errors import ServiceError
 from platforms.services.types import ClusterAccess, ServerVersion
+from platforms.values import CPU_GUARANTEE_FRACTION, MEMORY_GUARANTEE_FRACTION, PLATFORM_NAME_MAX_LENGTH
 
 DNS_NAME = re.compile(r"^(?=.{1,253}\Z)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*\Z")
 PASTE_AGAIN = "For your safety the kubeconfig is not sent back to the browser: paste or upload it again."
@@ -42,12 +43,23 @@ class ClusterForm(forms.ModelForm):
 
     class Meta:
         model = Cluster
-        fields = ["name", "exposure", "zenith_base_domain", "ingress_base_domain", "ingress_class", "ingress_tls"]
+        fields = [
+            "name",
+            "exposure",
+            "zenith_base_domain",
+            "ingress_base_domain",
+            "ingress_class",
+            "ingress_tls",
+            "ingress_cluster_issuer",
+            "storage_class",
+        ]
         labels = {
             "zenith_base_domain": "Zenith base domain",
             "ingress_base_domain": "Ingress base domain",
             "ingress_class": "Ingress class",
             "ingress_tls": "Serve services over HTTPS",
+            "ingress_cluster_issuer": "cert-manager ClusterIssuer",
+            "storage_class": "Storage class",
         }
         help_texts = {
             "name": "A short name for this cluster (lowercase letters, digits and '-').",
@@ -59,6 +71,14 @@ class ClusterForm(forms.ModelForm):
             "ingress_base_domain": "Services get hosts under this domain.",
             "ingress_class": "The ingress class to use (empty for the cluster's default).",
             "ingress_tls": "Link to the services with https://.",
+            "ingress_cluster_issuer": (
+                "Optional: the cert-manager ClusterIssuer that issues the services' certificates. Empty: "
+                "create the Secrets binderhub-tls and jupyterhub-tls in each platform's namespace yourself."
+            ),
+            "storage_class": (
+                "Optional: the StorageClass of every volume the platforms make (registry, hub database, "
+                "notebooks). Empty: the cluster's default StorageClass, which must then exist."
+            ),
         }
 
     # Shown only with the matching exposure (by CSS on the form, see _field.html's `data-exposure`).
@@ -67,6 +87,7 @@ class ClusterForm(forms.ModelForm):
         "ingress_base_domain": Cluster.Exposure.INGRESS,
         "ingress_class": Cluster.Exposure.INGRESS,
         "ingress_tls": Cluster.Exposure.INGRESS,
+        "ingress_cluster_issuer": Cluster.Exposure.INGRESS,
     }
 
     def __init__(self, *args, **kwargs):
@@ -117,6 +138,18 @@ class ClusterForm(forms.ModelForm):
 
     def clean_zenith_base_domain(self) -> str:
         return self._domain("zenith_base_domain")
+
+    def clean_storage_class(self) -> str:
+        return self._object_name("storage_class")
+
+    def clean_ingress_cluster_issuer(self) -> str:
+        return self._object_name("ingress_cluster_issuer")
+
+    def _object_name(self, name: str) -> str:
+        value = self.cleaned_data.get(name, "").strip()
+        if value and not DNS_NAME.match(value):
+            raise forms.ValidationError("Enter the name of a Kubernetes object (lowercase letters, digits, '-', '.').")
+        return value
 
     def _domain(self, name: str) -> str:
         domain = self.cleaned_data.get(name, "").strip().lower().rstrip(".")
@@ -204,8 +237,14 @@ class PlatformOptionsForm(forms.ModelForm):
             "servers_per_user": (
                 "The maximum number of JupyterHub servers each user can run simultaneously. Set to 0 for unlimited."
             ),
-            "notebook_cpus": "The number of CPUs to allocate to each user notebook",
-            "notebook_ram_gb": "The amount of RAM to allocate to each user notebook",
+            "notebook_cpus": (
+                "The number of CPUs to allocate to each user notebook: the most it may use; "
+                f"{CPU_GUARANTEE_FRACTION:.0%} of it is reserved on its node"
+            ),
+            "notebook_ram_gb": (
+                "The amount of RAM to allocate to each user notebook: the most it may use; "
+                f"{MEMORY_GUARANTEE_FRACTION:.0%} of it is reserved on its node"
+            ),
             "notebook_storage_gb": "The amount of disk storage to allocate to each user notebook",
             "registry_storage_gb": "The storage allocated to BinderHub's docker image registry",
         }

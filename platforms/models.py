@@ -12,13 +12,12 @@ from django.urls import reverse
 from platforms import crypto
 from platforms.service_addresses import is_service_url
 from platforms.services.types import ClusterAccess
-from platforms.values import SERVICE_LABELS
+from platforms.values import PLATFORM_NAME_MAX_LENGTH, SERVICE_LABELS
 
 logger = logging.getLogger(__name__)
 
-# A DNS-1035 label: it names a Helm release, a namespace and Keycloak groups (at most 40 characters,
-# leaving room for the suffixes the charts add to object names).
-PLATFORM_NAME_MAX_LENGTH = 40
+# A DNS-1035 label: it names a Helm release, a namespace and Keycloak groups (its length limit comes
+# from the names the charts derive from it: platforms.values).
 dns1035_label = RegexValidator(
     r"^[a-z]([-a-z0-9]*[a-z0-9])?\Z",
     "Use lowercase letters, digits and '-', starting with a letter and ending with a letter or digit.",
@@ -39,6 +38,10 @@ class Cluster(models.Model):
     ingress_base_domain = models.CharField(max_length=253, blank=True)
     ingress_class = models.CharField(max_length=253, blank=True)
     ingress_tls = models.BooleanField(default=True)
+    # Ingress only: the cert-manager ClusterIssuer that issues the services' certificates.
+    ingress_cluster_issuer = models.CharField(max_length=253, blank=True)
+    # The StorageClass of every volume the platforms make (empty: the cluster's default).
+    storage_class = models.CharField(max_length=253, blank=True)
     # Zenith only: when set, a service address the cluster reports is accepted only under it.
     zenith_base_domain = models.CharField(max_length=253, blank=True)
     # The kubeconfig turns off the API server's certificate check (shown as a warning).
@@ -103,6 +106,9 @@ class Platform(models.Model):
     notebook_ram_gb = models.PositiveIntegerField(default=2)
     notebook_storage_gb = models.PositiveIntegerField(default=10)
     registry_storage_gb = models.PositiveIntegerField(default=10)
+    # The cluster's NodePort through which kubelets pull the images BinderHub builds (localhost:<port>),
+    # chosen at the first install among the ports free on the cluster.
+    registry_node_port = models.PositiveIntegerField(null=True, blank=True, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     status_message = models.TextField(blank=True)
     secrets_encrypted = models.TextField(blank=True, editable=False)
@@ -118,6 +124,9 @@ class Platform(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "registry_node_port"], name="one_platform_per_node_port")
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -18,6 +18,12 @@ SERVICE_LABELS = {
     "binderhub": ("BinderHub", f"{ICON_BASE}/binderhub/main/docs/source/_static/logo.png"),
     "jupyterhub": ("JupyterHub", f"{ICON_BASE}/jupyterhub/main/share/jupyterhub/static/images/jupyterhub-80.png"),
 }
+# The longest name a platform may have. The charts derive object names and label values from the
+# release name (= the platform's), which Kubernetes caps at 63 characters; the longest so derived is
+# the BinderHub chart's image cleaner, "<name>-image-cleaner". tests/integration/test_real_chart_render.py
+# proves the limit against the real templates and API server.
+LONGEST_DERIVED_SUFFIX = "-image-cleaner"
+PLATFORM_NAME_MAX_LENGTH = 63 - len(LONGEST_DERIVED_SUFFIX)
 REGISTRY_PORT = 5000
 REGISTRY_USERNAME = "binderhub"
 BINDER_OAUTH_CLIENT_ID = "service-binder"
@@ -55,7 +61,14 @@ class ValuesInput:
     registry_htpasswd: str = ""
     oidc_client_id: str = ""
     oidc_client_secret: str = ""
+    # The realm's issuer as browsers reach it, and as the hub pod reaches it from inside the cluster
+    # for its server-to-server calls (token, userinfo); empty: the same address.
     oidc_issuer: str = ""
+    oidc_issuer_from_cluster: str = ""
+    # The cluster's NodePort of the platform's registry (Platform.registry_node_port).
+    registry_node_port: int | None = None
+    storage_class: str = ""
+    ingress_cluster_issuer: str = ""
     admin_group: str = "/admins"
     all_platforms_group: str = "/platform-users"
     # Service links known so far (name -> URL); empty until Zenith or the Ingress exposes them.
@@ -106,6 +119,7 @@ def platform_block(spec: ValuesInput) -> dict:
             "baseDomain": spec.ingress_base_domain,
             "className": spec.ingress_class,
             "tls": spec.ingress_tls,
+            "clusterIssuer": spec.ingress_cluster_issuer,
         },
         "services": {
             service: {"label": label, "iconUrl": icon, "description": f"{label} of {spec.name}"}
@@ -115,11 +129,23 @@ def platform_block(spec: ValuesInput) -> dict:
     }
 
 
+def pull_host(spec: ValuesInput) -> str:
+    """Where kubelets pull the built images: the registry's NodePort on their own node. A kubelet cannot
+    resolve the cluster's DNS names, and containerd speaks plain HTTP only to localhost."""
+    if spec.registry_node_port is None:
+        raise ValueError(f"platform {spec.name} has no registry node port yet")
+    return f"localhost:{spec.registry_node_port}"
+
+
 def registry_block(spec: ValuesInput) -> dict:
+    persistence: dict = {"enabled": True, "size": f"{spec.registry_storage_gb}Gi"}
+    if spec.storage_class:
+        persistence["storageClass"] = spec.storage_class
     return {
         "fullnameOverride": REGISTRY_NAME,
-        "persistence": {"enabled": True, "size": f"{spec.registry_storage_gb}Gi"},
+        "persistence": persistence,
         "secrets": {"htpasswd": spec.registry_htpasswd},
+        "service": {"type": "NodePort", "nodePort": spec.registry_node_port},
     }
 
 
@@ -176,7 +202,10 @@ def jupyterhub_block(spec: ValuesInput, links: dict[str, str]) -> dict:
             "GenericOAuthenticator": oauth_config(spec, links),
         },
         "loadRoles": {"user": {"scopes": ["self", "access:services"]}},
+        "extraConfig": {"binderadmin-pull-address": pull_address_config(spec)},
     }
+    if spec.storage_class:
+        hub["db"] = {"pvc": {"storageClassName": spec.storage_class}}
     if links.get("binderhub"):
         hub["services"] = {
             "binder": {
@@ -195,7 +224,30 @@ def jupyterhub_block(spec: ValuesInput, links: dict[str, str]) -> dict:
         # volumes with them, and named servers are kept (stopped), so nobody's files go.
         "cull": {"enabled": True, "users": False, "removeNamedServers": False, "timeout": 3600},
         "singleuser": singleuser_block(spec),
+        # Notebook pods pull the built images with the registry's password (z2jh makes this Secret
+        # and gives it to the user pods).
+        "imagePullSecret": {
+            "create": True,
+            "registry": pull_host(spec),
+            "username": REGISTRY_USERNAME,
+            "password": spec.registry_password,
+        },
     }
+
+
+def pull_address_config(spec: ValuesInput) -> str:
+    """Hub configuration that points notebook pods at pull_host for the images BinderHub pushed."""
+    push, pull = registry_host(spec.name), pull_host(spec)
+    return f"""# BinderHub pushes to {push}, which kubelets cannot reach: pull the same images from {pull}.
+def pull_through_the_node_port(spawner, pod):
+    for container in pod.spec.containers:
+        if container.image.startswith("{push}/"):
+            container.image = "{pull}" + container.image[len("{push}"):]
+    return pod
+
+
+c.KubeSpawner.modify_pod_hook = pull_through_the_node_port
+"""
 
 
 def singleuser_block(spec: ValuesInput) -> dict:
@@ -211,6 +263,7 @@ def singleuser_block(spec: ValuesInput) -> dict:
             "type": "dynamic",
             "capacity": f"{spec.notebook_storage_gb}Gi",
             "homeMountPath": NOTEBOOK_VOLUME_PATH,
+            **({"dynamic": {"storageClass": spec.storage_class}} if spec.storage_class else {}),
         },
     }
 
@@ -228,14 +281,16 @@ def allowed_groups(spec: ValuesInput) -> list[str]:
 
 def oauth_config(spec: ValuesInput, links: dict[str, str]) -> dict:
     """JupyterHub's generic OAuthenticator against the platform's Keycloak client."""
-    endpoint = f"{spec.oidc_issuer}/protocol/openid-connect"
+    browser = f"{spec.oidc_issuer}/protocol/openid-connect"
+    # The hub pod itself calls these: the cluster must reach them.
+    server = f"{spec.oidc_issuer_from_cluster or spec.oidc_issuer}/protocol/openid-connect"
     config = {
         "client_id": spec.oidc_client_id,
         "client_secret": spec.oidc_client_secret,
-        "authorize_url": f"{endpoint}/auth",
-        "token_url": f"{endpoint}/token",
-        "userdata_url": f"{endpoint}/userinfo",
-        "logout_redirect_url": f"{endpoint}/logout",
+        "authorize_url": f"{browser}/auth",
+        "token_url": f"{server}/token",
+        "userdata_url": f"{server}/userinfo",
+        "logout_redirect_url": f"{browser}/logout",
         "scope": ["openid", "profile", "email", "groups"],
         "username_claim": "preferred_username",
         # oauthenticator 17 keeps the userinfo answer under auth_state["oauth_user"]; this replaces the

@@ -40,6 +40,7 @@ class FakeCluster:
         self.links: dict[str, list[ServiceLinkInfo]] = {}
         self.namespaces: dict[str, str] = {}
         self.stuck_namespaces: set[str] = set()
+        self.node_ports: set[int] = set()
 
 
 class FakeDeployKube(FakeKube):
@@ -53,6 +54,11 @@ class FakeDeployKube(FakeKube):
         if self.error:
             raise self.error
         return list(self.cluster.links.get(namespace, []))
+
+    def node_ports(self, access: ClusterAccess) -> set[int]:
+        if self.error:
+            raise self.error
+        return set(self.cluster.node_ports)
 
     def delete_namespace(self, access: ClusterAccess, name: str) -> str:
         if name in self.cluster.stuck_namespaces:

@@ -82,6 +82,20 @@ class KubeService:
                 raise Unavailable(f"The cluster's API server could not be reached: {_short(exc)}") from None
         return [link_from_reservation(item) for item in body.get("items", [])]
 
+    def node_ports(self, access: ClusterAccess) -> set[int]:
+        """The NodePorts the cluster's Services use, in every namespace (one listing).
+
+        Raises BadInput when the kubeconfig may not list Services cluster-wide, Unavailable.
+        """
+        with self.api_client(access) as api:
+            try:
+                services = client.CoreV1Api(api).list_service_for_all_namespaces(_request_timeout=self.request_timeout)
+            except ApiException as exc:
+                raise _api_error(exc) from None
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise Unavailable(f"The cluster's API server could not be reached: {_short(exc)}") from None
+        return {port.node_port for item in services.items for port in item.spec.ports or [] if port.node_port}
+
     def delete_namespace(self, access: ClusterAccess, name: str) -> str:
         """Ask for the namespace to be deleted; return its phase afterwards ("Gone", "Terminating"...)."""
         with self.api_client(access) as api:

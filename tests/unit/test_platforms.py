@@ -119,7 +119,7 @@ def test_launch_records_platform_and_install_operation(admin_client, admin_user,
         ({"name": "Demo"}, "name", "lowercase letters"),
         ({"name": "1demo"}, "name", "starting with a letter"),
         ({"name": "demo-"}, "name", "ending with a letter or digit"),
-        ({"name": "a" * 41}, "name", "at most 40"),
+        ({"name": "a" * 50}, "name", "at most 49"),
         ({"name": "démo"}, "name", "lowercase letters"),
         ({"name": ""}, "name", "required"),
         ({"name": "demo"}, "name", "already exists"),
@@ -161,7 +161,7 @@ def test_a_taken_name_is_said_in_plain_words(admin_client, platform, cluster, st
 def test_the_names_rules_are_in_its_help_before_any_error(admin_client, cluster, stub_app_versions):
     body = admin_client.get(reverse("platform_create")).content.decode()
     assert "lowercase letters, digits and &#x27;-&#x27;, starting with a letter" in body
-    assert "at most 40 characters" in body
+    assert "at most 49 characters" in body
 
 
 def test_launch_limits_are_admin_configurable(admin_client, cluster, stub_app_versions, settings):
