@@ -44,6 +44,14 @@ def running_pid(name: str) -> int | None:
     return pid
 
 
+def command_line(pid: int) -> list[str]:
+    """The arguments process `pid` was started with ([] if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
 def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)

@@ -9,13 +9,24 @@ from pathlib import Path
 
 import yaml
 
-from devstack import certs, chart_repo, config, crds, procs, tools, volumes
+from devstack import certs, chart_repo, config, crds, helm_without_node, procs, tools, volumes
 
 PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "keycloak", chart_repo.NAME, volumes.NAME)
-# Only the controllers a console needs from a cluster: namespaces that finish deleting, and owned
-# objects that go with their owner. No scheduler or kubelet runs, so workload controllers would
-# only make pods that never start.
-CONTROLLERS = "namespace-controller,garbage-collector-controller"
+# The controllers a real cluster runs for what the application chart creates, where they work without
+# a node: namespaces that finish deleting, owned objects that go with their owner, and the status of
+# DaemonSets and Deployments, which `helm --wait` reads (with no node a DaemonSet wants no pods and is
+# complete). No scheduler or kubelet runs, so a pod would stay Pending for ever: helm-without-node
+# pauses the Deployments (devstack/helm_without_node.py), and the replicaset controller has nothing to do
+# unless someone starts a Deployment by hand.
+CONTROLLERS = ",".join(
+    (
+        "namespace-controller",
+        "garbage-collector-controller",
+        "daemonset-controller",
+        "deployment-controller",
+        "replicaset-controller",
+    )
+)
 
 
 def _kube_ssl() -> ssl.SSLContext:
@@ -96,9 +107,15 @@ def up_kube_apiserver() -> None:
 
 
 def up_controller_manager() -> None:
-    """Start kube-controller-manager (it has no port to probe: running for 2 s counts as started)."""
-    if procs.running_pid("kube-controller-manager"):
+    """Start kube-controller-manager (it has no port to probe: running for 2 s counts as started).
+
+    One running with another set of controllers (started before CONTROLLERS changed) is restarted.
+    """
+    pid = procs.running_pid("kube-controller-manager")
+    if pid and f"--controllers={CONTROLLERS}" in procs.command_line(pid):
         return
+    if pid:
+        procs.stop("kube-controller-manager")
     binary = tools.kube_controller_manager()
     procs.start(
         "kube-controller-manager",
@@ -194,13 +211,14 @@ def up() -> dict[str, str]:
     up_controller_manager()
     up_volume_binder()
     up_keycloak()
-    environment = console_env(helm)
+    environment = console_env(helm_without_node.write_wrapper(config.BIN_DIR, helm))
     write_env_file(environment)
     print(f"devstack: up in {time.monotonic() - started:.1f}s", flush=True)
     return environment
 
 
 def console_env(helm: Path | None = None) -> dict[str, str]:
+    """The console's environment; its helm is helm-without-node (see devstack/helm_without_node.py)."""
     return {
         "KEYCLOAK_URL": config.KEYCLOAK_URL,
         "KEYCLOAK_REALM": config.REALM,
@@ -208,7 +226,7 @@ def console_env(helm: Path | None = None) -> dict[str, str]:
         "OIDC_RP_CLIENT_SECRET": config.CONSOLE_CLIENT_SECRET,
         "KEYCLOAK_ADMIN_CLIENT_ID": config.ADMIN_CLIENT_ID,
         "KEYCLOAK_ADMIN_CLIENT_SECRET": config.ADMIN_CLIENT_SECRET,
-        "HELM_EXECUTABLE": str(helm or tools.helm()),
+        "HELM_EXECUTABLE": str(helm or helm_without_node.wrapper_path(config.BIN_DIR)),
         "DEVSTACK_KUBECONFIG": str(config.KUBECONFIG),
         "APP_CHART_REPO_URL": config.CHART_REPO_URL,
     }

@@ -59,7 +59,7 @@ def kube_apiserver() -> Path:
 
 
 def kube_controller_manager() -> Path:
-    """kube-controller-manager, for the namespace and garbage-collector controllers."""
+    """kube-controller-manager, for the controllers that work without a node (stack.CONTROLLERS)."""
     return _kubernetes_command("kube-controller-manager")
 
 

@@ -1,10 +1,11 @@
 """Plays the volume controllers the local stack lacks: binds pending PersistentVolumeClaims, releases deleted ones.
 
-The local stack runs no kube-controller-manager, so nothing would ever bind a claim, and `helm
---atomic` (which implies --wait, and waits for every claim to be Bound) would time out and roll back
-every release that has a claim, like the application chart's registry. `python -m devstack.volumes`
-runs as one of the stack's processes and gives each claim the status a real binder would: Bound,
-with the size and access modes it asked for; and it lets deleted claims go, as pvc-protection would.
+The local stack has no storage provisioner and runs no volume controllers, so nothing would ever
+bind a claim, and `helm --atomic` (which implies --wait, and waits for every claim to be Bound) would
+time out and roll back every release that has a claim, like the application chart's registry.
+`python -m devstack.volumes` runs as one of the stack's processes and gives each claim the status a
+real binder would: Bound, with the size and access modes it asked for; and it lets deleted claims go,
+as pvc-protection would.
 """
 
 import sys
