@@ -4,10 +4,17 @@ The session fixture brings the stack up once and stops only what it started.
 """
 
 import os
+import random
 
 import pytest
+import yaml
+from kubernetes import client
+from kubernetes import config as kube_config
 
 from devstack import config, procs, stack
+
+# The API server's default NodePort range.
+NODE_PORTS = range(30000, 32768)
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +62,15 @@ def local_cluster(db, kubeconfig_text):
     cluster.kubeconfig = kubeconfig_text
     cluster.save()
     return cluster
+
+
+def free_node_port(kubeconfig_text: str) -> int:
+    """A NodePort no Service on the local stack uses, for a release a test installs without the console.
+
+    Chosen at random from the upper half of the range: the console takes the lowest free port, and
+    another test run may be installing platforms on the same stack at the same time.
+    """
+    api = client.CoreV1Api(kube_config.new_client_from_config_dict(yaml.safe_load(kubeconfig_text)))
+    used = {p.node_port for s in api.list_service_for_all_namespaces().items for p in s.spec.ports or [] if p.node_port}
+    upper = NODE_PORTS[len(NODE_PORTS) // 2 :]
+    return random.choice([port for port in upper if port not in used])

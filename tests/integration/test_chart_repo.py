@@ -14,6 +14,7 @@ from platforms.services.charts import ChartRepository, app_versions
 from platforms.services.helm import HelmService
 from platforms.services.types import ClusterAccess, ReleaseSpec
 from platforms.values import ValuesInput, build_values
+from tests.stack_fixtures import free_node_port
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +63,7 @@ def test_helm_installs_and_upgrades_the_chart_from_the_repo(repo_url, kubeconfig
             notebook_ram_gb=2,
             notebook_storage_gb=10,
             registry_storage_gb=10,
+            registry_node_port=free_node_port(kubeconfig_text),
         )
     )
 
@@ -88,7 +90,7 @@ def test_helm_installs_and_upgrades_the_chart_from_the_repo(repo_url, kubeconfig
 
         helm.uninstall(name, cluster)
         assert custom.list_namespaced_custom_object(*ZENITH, name, "reservations")["items"] == []
-        assert "hub" not in [cm.metadata.name for cm in api.list_namespaced_config_map(name).items]
+        assert "hub" not in [secret.metadata.name for secret in api.list_namespaced_secret(name).items]
     finally:
         try:
             helm.uninstall(name, cluster)

@@ -252,7 +252,8 @@ def test_unreachable_cluster_fails_the_install_clearly(new_platform, local_clust
     tasks.run_operation(install.pk)
     new_platform.refresh_from_db()
     assert new_platform.status == Platform.Status.FAILED
-    assert "Kubernetes cluster unreachable" in new_platform.status_message
+    # The install asks the cluster for a free registry NodePort before helm runs.
+    assert "The cluster's API server could not be reached" in new_platform.status_message
 
 
 def test_upgrade_refused_by_the_cluster_is_rolled_back_and_reported(new_platform, kubeconfig_text):
