@@ -32,6 +32,8 @@ PAUSED_KINDS = ("Deployment",)
 # helm separates the rendered documents with a line of three dashes.
 SEPARATOR = re.compile(r"^---[ \t]*$", re.MULTILINE)
 TOP_LEVEL_SPEC = re.compile(r"^spec:[ \t]*(#.*)?$", re.MULTILINE)
+# helm waits for this script on every install: libyaml's parser when PyYAML has it.
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def wrapper_path(bin_dir: Path) -> Path:
@@ -85,8 +87,10 @@ def pause_deployments(manifests: str) -> str:
 
 
 def _paused(document: str) -> str:
+    if not any(kind in document for kind in PAUSED_KINDS):
+        return document  # most documents: not worth parsing
     try:
-        parsed = yaml.safe_load(document)
+        parsed = yaml.load(document, Loader)
     except yaml.YAMLError:
         return document  # helm reports it better than we could
     if not (isinstance(parsed, dict) and parsed.get("kind") in PAUSED_KINDS and isinstance(parsed.get("spec"), dict)):
@@ -104,7 +108,7 @@ def _paused(document: str) -> str:
         indent = following.group(1) if following else "  "
         edited = f"{document[: found.end()]}\n{indent}paused: true{document[found.end() :]}"
     try:
-        if yaml.safe_load(edited) == parsed:
+        if yaml.load(edited, Loader) == parsed:
             return edited
     except yaml.YAMLError:
         pass
