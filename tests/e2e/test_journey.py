@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from devstack import config as devstack_config
 from tests.e2e.test_sign_in import sign_in
-from tests.integration.test_deploy import helm_cli, play_zenith_operator
+from tests.integration.test_deploy import play_zenith_operator, remove_platform
 from tests.integration.test_worker import start_worker, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,7 +44,7 @@ def platform_name(kubeconfig_text):
     """A fresh platform name; whatever the test leaves installed under it is removed after."""
     name = f"e2e-{uuid.uuid4().hex[:6]}"
     yield name
-    helm_cli(kubeconfig_text, "uninstall", name, "-n", name, check=False)
+    remove_platform(kubeconfig_text, name)
 
 
 def test_admin_launches_a_platform_shares_it_with_bob_takes_it_back_and_deletes_it(

@@ -34,10 +34,15 @@ def new_platform(local_cluster, admin_user, real_services, kubeconfig_text):
         name=name, cluster=local_cluster, app_version="0.1.0", created_by=admin_user, updated_by=admin_user
     )
     yield platform
+    remove_platform(kubeconfig_text, name)
+
+
+def remove_platform(kubeconfig_text: str, name: str) -> None:
+    """Remove what installing a platform made on the local stack: release, namespace, Keycloak client and groups."""
     helm_cli(kubeconfig_text, "uninstall", name, "-n", name, check=False)
     with contextlib.suppress(client.ApiException):
         core(kubeconfig_text).delete_namespace(name)
-    # Installs also made the platform's Keycloak groups and client: the realm outlives the test.
+    # The realm outlives the test.
     with contextlib.suppress(ServiceError):
         provisioning.remove_platform_access(name)
 

@@ -17,7 +17,7 @@ from django.urls import reverse
 from platforms import tasks
 from platforms.models import Operation, Platform
 from platforms.services import charts
-from tests.integration.test_deploy import helm_cli
+from tests.integration.test_deploy import remove_platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 REPO = Path(__file__).resolve().parents[2]
@@ -102,7 +102,7 @@ def test_worker_killed_mid_install_is_recovered_by_reconcile(
         )
     finally:
         stop(second)
-        helm_cli(kubeconfig_text, "uninstall", name, "-n", name, check=False)
+        remove_platform(kubeconfig_text, name)
     operation.refresh_from_db()
     assert operation.state == "succeeded", f"{operation.error}\n{log.read_text()[-3000:]}"
 
