@@ -311,3 +311,33 @@ def test_outside_the_clusters_zenith_base_domain_is_refused(platform, fake_helm,
     assert "not under the cluster's Zenith base domain apps.example.org" in platform.status_message
     assert platform.status == Platform.Status.INSTALLING
     assert enqueued == []
+
+
+def test_the_registry_gets_the_lowest_node_port_free_on_the_cluster_and_keeps_it(
+    platform, fake_helm, fake_cluster, settings
+):
+    settings.REGISTRY_NODE_PORT_MIN, settings.REGISTRY_NODE_PORT_MAX = 30000, 30010
+    fake_cluster.cluster.node_ports = {30000, 30001}  # used by other Services on the cluster
+    other = Platform.objects.create(
+        name="other", cluster=platform.cluster, app_version="0.1.0", registry_node_port=30002
+    )
+    tasks.run_operation(request(platform, "install").pk)
+    platform.refresh_from_db()
+    assert platform.registry_node_port == 30003
+    assert fake_helm.specs[-1].values["docker-registry"]["service"] == {"type": "NodePort", "nodePort": 30003}
+    Platform.objects.filter(pk=platform.pk).update(status="deployed")
+    fake_cluster.cluster.node_ports = {30003}  # now its own registry's
+    tasks.run_operation(request(platform, "upgrade").pk)
+    assert Platform.objects.get(pk=platform.pk).registry_node_port == 30003
+    assert other.registry_node_port == 30002
+
+
+def test_no_free_node_port_fails_the_install_clearly(platform, fake_helm, fake_cluster, settings):
+    settings.REGISTRY_NODE_PORT_MIN, settings.REGISTRY_NODE_PORT_MAX = 30000, 30001
+    fake_cluster.cluster.node_ports = {30000, 30001}
+    operation = request(platform, "install")
+    tasks.run_operation(operation.pk)
+    operation.refresh_from_db()
+    assert operation.state == "failed"
+    assert "No NodePort is free for the registry between 30000 and 30001" in operation.error
+    assert fake_helm.specs == []
