@@ -74,10 +74,11 @@ def release(cluster, helm, apis):
                     raise
 
 
-def options(name: str, node_port: int, **changes) -> ValuesInput:
+def options(name: str, node_port: int | None = None, **changes) -> ValuesInput:
+    """The launch form's usual answers; without node_port, a free one (test_devstack_zenith.py relies on that)."""
     base = {
         "name": name,
-        "registry_node_port": node_port,
+        "registry_node_port": node_port or free_node_port(devstack_config.KUBECONFIG.read_text()),
         "servers_per_user": 3,
         "notebook_cpus": Decimal("1.5"),
         "notebook_ram_gb": 2,
