@@ -327,3 +327,9 @@ def test_edit_refuses_to_shrink_the_registry(admin_client, platform, stub_app_ve
     response = admin_client.post(reverse("platform_edit", args=["demo"]), data)
     assert "cannot shrink: keep at least 50 GB" in response.content.decode()
     assert not Operation.objects.exists()
+
+
+def test_the_form_says_what_part_of_the_cpus_and_ram_a_notebook_reserves(admin_client, cluster, stub_app_versions):
+    body = admin_client.get(reverse("platform_create")).content.decode()
+    assert "the most it may use; 25% of it is reserved on its node" in body
+    assert "the most it may use; 50% of it is reserved on its node" in body
