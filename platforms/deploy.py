@@ -9,6 +9,7 @@ import os
 import secrets
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import bcrypt
@@ -24,7 +25,7 @@ from platforms.models import Cluster, Operation, Platform, ServiceLink
 from platforms.service_addresses import CheckedLink, check_links
 from platforms.services import helm, kube
 from platforms.services.errors import Conflict, ServiceError
-from platforms.services.types import ReleaseSpec
+from platforms.services.types import ReleaseInfo, ReleaseSpec
 from platforms.values import REGISTRY_USERNAME, SERVICE_LABELS, ValuesInput, build_values, ingress_urls, known_links
 
 logger = logging.getLogger(__name__)
@@ -195,20 +196,18 @@ def install_or_upgrade(operation: Operation) -> None:
         cluster=platform.cluster.access(),
         values=build_values(spec),
     )
-    # Keycloak first: a platform whose users cannot sign in is no use, and a retry re-ensures.
-    try:
-        access_note = provisioning.ensure_platform_access(spec)
-    except ServiceError as exc:
-        raise type(exc)(f"Access in Keycloak could not be set up, so Helm was not run. {exc}") from None
-    recovered = ""
-    try:
-        release = helm.get_helm().install_or_upgrade(release_spec)
-    except Conflict:
-        # A helm killed mid-change (a dead worker) left the release pending: clear it, try once more.
-        recovered = helm.get_helm().recover_interrupted(platform.name, release_spec.cluster)
-        if not recovered:
-            raise
-        release = helm.get_helm().install_or_upgrade(release_spec)
+    # Keycloak beside Helm, not in front of it: each takes about as long as the other, and neither
+    # needs the other's result. Both must succeed for the operation to; a retry re-ensures both.
+    with ThreadPoolExecutor(max_workers=1) as keycloak_worker:
+        access = keycloak_worker.submit(provisioning.ensure_platform_access, spec)
+        release, recovered = run_helm(platform, release_spec)
+        try:
+            access_note = access.result()
+        except ServiceError as exc:
+            raise type(exc)(
+                f"Helm deployed revision {release.revision}, but access in Keycloak could not be set up, so "
+                f"nobody can sign in yet: {exc} Retry to set it up."
+            ) from None
     Platform.objects.filter(pk=platform.pk).update(deployed_links=known_links(spec))
     output = "\n".join(
         part
@@ -216,6 +215,18 @@ def install_or_upgrade(operation: Operation) -> None:
         if part
     )
     finish(operation, output, release.revision)
+
+
+def run_helm(platform: Platform, release_spec: ReleaseSpec) -> tuple[ReleaseInfo, str]:
+    """`helm upgrade --install`, and what was done first to recover an interrupted one ("" if nothing)."""
+    try:
+        return helm.get_helm().install_or_upgrade(release_spec), ""
+    except Conflict:
+        # A helm killed mid-change (a dead worker) left the release pending: clear it, try once more.
+        recovered = helm.get_helm().recover_interrupted(platform.name, release_spec.cluster)
+        if not recovered:
+            raise
+        return helm.get_helm().install_or_upgrade(release_spec), recovered
 
 
 def uninstall(operation: Operation) -> None:

@@ -1,6 +1,7 @@
 """The deploy engine with in-memory Helm and Kubernetes: states, links, follow-ups, failures, recovery."""
 
 import os
+import threading
 
 import bcrypt
 import pytest
@@ -190,11 +191,8 @@ def test_reconcile_marks_a_deployed_platform_without_release_failed(platform, fa
 # --- Access in Keycloak, set up by the same operations ---------------------------------------------
 
 
-def test_install_ensures_groups_and_client_before_helm(platform, fake_helm, fake_cluster, directory):
+def test_install_ensures_groups_and_client_beside_helm(platform, fake_helm, fake_cluster, directory):
     directory.calls.clear()
-    order = []
-    original = fake_helm.install_or_upgrade
-    fake_helm.install_or_upgrade = lambda spec: (order.append(len(directory.calls)), original(spec))[1]
     operation = request(platform, "install")
     tasks.run_operation(operation.pk)
     for path in ("/platforms/demo", "/platforms/demo/binderhub", "/platforms/demo/jupyterhub"):
@@ -202,7 +200,7 @@ def test_install_ensures_groups_and_client_before_helm(platform, fake_helm, fake
     client = directory.clients["binderhub-demo"]
     assert client["secret"] == Platform.objects.get(pk=platform.pk).secrets["oidc_client_secret"]
     assert client["redirect_uris"] == []  # no service link known yet
-    assert 0 < order[0] == len(directory.calls)  # Keycloak was done with before helm started
+    assert len(fake_helm.specs) == 1
     operation.refresh_from_db()
     assert "client binderhub-demo" in operation.output
 
@@ -222,14 +220,16 @@ def test_follow_up_upgrade_gives_the_client_the_services_callbacks(
     ]
 
 
-def test_keycloak_down_fails_the_install_clearly_without_running_helm(platform, fake_helm, fake_cluster, directory):
+def test_keycloak_down_fails_the_install_clearly_though_helm_deployed(platform, fake_helm, fake_cluster, directory):
     directory.error = Unavailable("Keycloak did not answer in time to read group /platforms/demo (timeout 10s).")
     operation = request(platform, "install")
     tasks.run_operation(operation.pk)
     platform.refresh_from_db()
     assert platform.status == Platform.Status.FAILED
-    assert platform.status_message.startswith("Install failed: Access in Keycloak could not be set up, so Helm")
-    assert fake_helm.specs == []
+    assert platform.status_message.startswith(
+        "Install failed: Helm deployed revision 1, but access in Keycloak could not be set up, so nobody can sign in"
+    )
+    assert "Retry to set it up." in platform.status_message
     directory.error = None
     Platform.objects.filter(pk=platform.pk).update(status="failed")
     tasks.run_operation(request(platform, "install").pk)  # a retry re-ensures and goes on
@@ -341,3 +341,24 @@ def test_no_free_node_port_fails_the_install_clearly(platform, fake_helm, fake_c
     assert operation.state == "failed"
     assert "No NodePort is free for the registry between 30000 and 30001" in operation.error
     assert fake_helm.specs == []
+
+
+def test_keycloak_work_does_not_wait_in_front_of_helm(platform, fake_helm, fake_cluster, directory, monkeypatch):
+    helm_started = threading.Event()
+    original_install, original_ensure = fake_helm.install_or_upgrade, directory.ensure_group
+
+    def install(spec):
+        helm_started.set()
+        return original_install(spec)
+
+    def ensure_group(path):
+        # Done serially before helm, this would wait out its timeout and fail the operation.
+        assert helm_started.wait(5), "Keycloak's work ran before helm started"
+        return original_ensure(path)
+
+    monkeypatch.setattr(fake_helm, "install_or_upgrade", install)
+    monkeypatch.setattr(directory, "ensure_group", ensure_group)
+    operation = request(platform, "install")
+    tasks.run_operation(operation.pk)
+    operation.refresh_from_db()
+    assert operation.state == "succeeded", operation.error
