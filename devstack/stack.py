@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from devstack import certs, chart_repo, config, crds, helm_without_node, procs, tools, volumes
+from devstack import certs, chart_repo, config, crds, helm_without_node, node, procs, tools, volumes
 
 PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "keycloak", chart_repo.NAME, volumes.NAME)
 # The controllers a real cluster runs for what the application chart creates, where they work without
@@ -202,6 +202,8 @@ def up() -> dict[str, str]:
     tools.kube_apiserver()
     tools.kube_controller_manager()
     tools.keycloak()
+    if node.enabled():
+        node.build()
     chart_repo.build(helm)  # a few seconds; only when the chart or its published versions changed
     # Keycloak takes longest to start: launch it, bring up the rest meanwhile, then wait for it.
     up_keycloak(wait=False)
@@ -211,6 +213,8 @@ def up() -> dict[str, str]:
     up_controller_manager()
     up_volume_binder()
     up_keycloak()
+    if node.enabled():
+        node.up()
     environment = console_env(helm_without_node.write_wrapper(config.BIN_DIR, helm))
     write_env_file(environment)
     print(f"devstack: up in {time.monotonic() - started:.1f}s", flush=True)
@@ -238,8 +242,13 @@ def write_env_file(environment: dict[str, str]) -> None:
 
 
 def down() -> list[str]:
-    """Stop the processes this stack started (by pid file); return their names."""
-    return [name for name in reversed(PROCESSES) if procs.stop(name)]
+    """Stop the processes this stack started (by pid file); return their names.
+
+    The node goes first, whether or not DEVSTACK_NODE is set now, while kube-apiserver still runs to
+    take its Node object away; it does nothing if no node was ever started.
+    """
+    stopped = node.down()
+    return stopped + [name for name in reversed(PROCESSES) if procs.stop(name)]
 
 
 def status() -> dict[str, str]:
@@ -251,8 +260,10 @@ def status() -> dict[str, str]:
         volumes.NAME: lambda: True,  # it has no endpoint; running is all there is to know
         "kube-controller-manager": lambda: True,  # likewise
     }
+    checks.update({name: lambda: True for name in node.PROCESSES})
+    checks["kubelet"] = node.node_ready
     result = {}
-    for name in PROCESSES:
+    for name in PROCESSES + (node.PROCESSES if node.enabled() or node.running() else ()):
         pid = procs.running_pid(name)
         if pid is None:
             result[name] = "stopped"

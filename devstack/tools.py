@@ -63,6 +63,21 @@ def kube_controller_manager() -> Path:
     return _kubernetes_command("kube-controller-manager")
 
 
+def kubelet() -> Path:
+    """The kubelet of the opt-in node (devstack/node.py), from the same module as kube-apiserver."""
+    return _kubernetes_command("kubelet")
+
+
+def kube_scheduler() -> Path:
+    """kube-scheduler, for the opt-in node."""
+    return _kubernetes_command("kube-scheduler")
+
+
+def kube_proxy() -> Path:
+    """kube-proxy (iptables mode), for the opt-in node."""
+    return _kubernetes_command("kube-proxy")
+
+
 def _kubernetes_command(name: str) -> Path:
     target = config.BIN_DIR / f"{name}-{config.KUBERNETES_VERSION}"
     if target.exists():
