@@ -11,8 +11,9 @@ from pathlib import Path
 import yaml
 
 from devstack import node, stack
+from devstack.node import cleanup, render, sandbox
 
-LAYOUT = node.Layout(Path("/cache/run/node"))
+LAYOUT = render.Layout(Path("/cache/run/node"))
 
 
 def test_node_is_off_unless_devstack_node_is_1():
@@ -24,7 +25,7 @@ def test_node_is_off_unless_devstack_node_is_1():
 
 def test_down_does_nothing_when_no_node_was_started(tmp_path, monkeypatch):
     monkeypatch.setattr(node, "running", list)
-    assert node.down(node.Layout(tmp_path / "node")) == []
+    assert node.down(render.Layout(tmp_path / "node")) == []
 
 
 def test_stack_down_without_a_node_stops_only_the_stack(monkeypatch):
@@ -34,14 +35,14 @@ def test_stack_down_without_a_node_stops_only_the_stack(monkeypatch):
 
 
 def test_containerd_config_keeps_everything_in_our_folder_and_fits_this_vm():
-    rendered = tomllib.loads(node.render_containerd_config(LAYOUT))
+    rendered = tomllib.loads(render.render_containerd_config(LAYOUT))
     assert rendered["root"] == "/cache/run/node/containerd"
     assert rendered["state"] == "/cache/run/node/containerd-state"
     assert rendered["grpc"]["address"] == "/cache/run/node/containerd-state/containerd.sock"
     cri = rendered["plugins"]["io.containerd.grpc.v1.cri"]
     assert cri["restrict_oom_score_adj"] is True
     assert cri["netns_mounts_under_state_dir"] is True
-    assert cri["sandbox_image"] == node.PAUSE_IMAGE
+    assert cri["sandbox_image"] == render.PAUSE_IMAGE
     assert cri["cni"] == {"bin_dir": "/usr/lib/cni", "conf_dir": "/cache/run/node/cni/net.d"}
     runc = cri["containerd"]["runtimes"]["runc"]
     assert runc["runtime_type"] == "io.containerd.runc.v2"
@@ -49,18 +50,18 @@ def test_containerd_config_keeps_everything_in_our_folder_and_fits_this_vm():
 
 
 def test_cni_network_is_our_bridge_on_a_private_24_outside_the_service_range():
-    conflist = json.loads(node.render_cni_conflist(LAYOUT))
+    conflist = json.loads(render.render_cni_conflist(LAYOUT))
     (bridge,) = conflist["plugins"]
-    assert bridge["type"] == "bridge" and bridge["bridge"] == node.BRIDGE
+    assert bridge["type"] == "bridge" and bridge["bridge"] == render.BRIDGE
     assert bridge["ipMasq"] is False  # no CNI-* iptables chains to clean up
     assert bridge["ipam"]["type"] == "host-local"
     assert bridge["ipam"]["ranges"] == [[{"subnet": "10.85.0.0/24"}]]
     assert bridge["ipam"]["dataDir"] == "/cache/run/node/cni/ipam"
-    assert not ipaddress.ip_network(node.POD_CIDR).overlaps(ipaddress.ip_network("10.0.0.0/24"))
+    assert not ipaddress.ip_network(render.POD_CIDR).overlaps(ipaddress.ip_network("10.0.0.0/24"))
 
 
 def test_kubelet_config_has_the_settings_these_vms_need():
-    kubelet = yaml.safe_load(node.render_kubelet_config(LAYOUT))
+    kubelet = yaml.safe_load(render.render_kubelet_config(LAYOUT))
     assert kubelet["kind"] == "KubeletConfiguration"
     assert kubelet["cgroupDriver"] == "cgroupfs"
     assert kubelet["failSwapOn"] is False
@@ -69,14 +70,14 @@ def test_kubelet_config_has_the_settings_these_vms_need():
     assert kubelet["authentication"]["anonymous"]["enabled"] is False
     assert kubelet["readOnlyPort"] == 0
     assert kubelet["podLogsDir"] == "/cache/run/node/pods"
-    assert kubelet["registerWithTaints"] == [node.TAINT]
+    assert kubelet["registerWithTaints"] == [render.TAINT]
 
 
 def test_kube_proxy_uses_iptables_and_leaves_kernel_settings_alone():
-    proxy = yaml.safe_load(node.render_kube_proxy_config())
+    proxy = yaml.safe_load(render.render_kube_proxy_config())
     assert proxy["mode"] == "iptables"
-    assert proxy["hostnameOverride"] == node.NODE_NAME
-    assert proxy["clusterCIDR"] == node.POD_CIDR
+    assert proxy["hostnameOverride"] == render.NODE_NAME
+    assert proxy["clusterCIDR"] == render.POD_CIDR
     assert proxy["conntrack"]["maxPerCore"] == 0
     assert proxy["iptables"]["localhostNodePorts"] is False
 
@@ -103,7 +104,7 @@ COMMIT
 
 
 def test_iptables_cleanup_removes_jumps_then_flushes_then_deletes_only_kube_chains():
-    plan = node.iptables_cleanup(IPTABLES_SAVE)
+    plan = cleanup.iptables_cleanup(IPTABLES_SAVE)
     assert plan == [
         [
             "-t",
@@ -156,7 +157,7 @@ def test_iptables_cleanup_removes_jumps_then_flushes_then_deletes_only_kube_chai
 
 
 def test_iptables_cleanup_of_a_clean_machine_is_nothing():
-    assert node.iptables_cleanup("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n") == []
+    assert cleanup.iptables_cleanup("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n") == []
 
 
 MOUNTINFO = """\
@@ -170,7 +171,7 @@ MOUNTINFO = """\
 
 
 def test_mounts_under_our_folder_deepest_first_and_nothing_beside_it():
-    assert node.mounts_under(MOUNTINFO, Path("/cache/run/node")) == [
+    assert cleanup.mounts_under(MOUNTINFO, Path("/cache/run/node")) == [
         "/cache/run/node/containerd-state/io.containerd.runtime.v2.task/k8s.io/abc/rootfs",
         "/cache/run/node/kubelet/pods/u/volumes/a b",
         "/cache/run/node/containerd-state/io.containerd.grpc.v1.cri/netns/cni-1",
@@ -181,7 +182,7 @@ def test_mounts_under_our_folder_deepest_first_and_nothing_beside_it():
 def test_cgroup_dirs_are_only_kubepods_children_before_parents(tmp_path):
     for path in ("memory/kubepods/besteffort/pod1", "memory/kubepods/burstable", "cpu/kubepods", "memory/other"):
         (tmp_path / path).mkdir(parents=True)
-    found = [p.relative_to(tmp_path).as_posix() for p in node.cgroup_dirs(tmp_path)]
+    found = [p.relative_to(tmp_path).as_posix() for p in cleanup.cgroup_dirs(tmp_path)]
     assert sorted(found) == sorted(
         [
             "cpu/kubepods",
@@ -193,13 +194,13 @@ def test_cgroup_dirs_are_only_kubepods_children_before_parents(tmp_path):
     )
     assert found.index("memory/kubepods/besteffort/pod1") < found.index("memory/kubepods/besteffort")
     assert found.index("memory/kubepods/besteffort") < found.index("memory/kubepods")
-    assert node.cgroup_dirs(tmp_path / "absent") == []
+    assert cleanup.cgroup_dirs(tmp_path / "absent") == []
 
 
 def test_only_changed_kernel_settings_are_put_back():
     before = {"vm/overcommit_memory": "0", "kernel/panic": "1", "net/ipv4/ip_forward": "0"}
     now = {"vm/overcommit_memory": "1", "kernel/panic": "1"}
-    assert node.sysctls_to_restore(before, now) == {"vm/overcommit_memory": "0"}
+    assert cleanup.sysctls_to_restore(before, now) == {"vm/overcommit_memory": "0"}
 
 
 def test_unsupported_machine_gets_one_reason(tmp_path):
@@ -213,8 +214,8 @@ def test_unsupported_machine_gets_one_reason(tmp_path):
 
 
 def test_pause_image_is_an_oci_layout_named_for_containerd_with_the_binary_at_pause():
-    archive = node.oci_archive(b"\x7fELF fake", node.PAUSE_IMAGE, "amd64")
-    assert archive == node.oci_archive(b"\x7fELF fake", node.PAUSE_IMAGE, "amd64")  # reproducible
+    archive = sandbox.oci_archive(b"\x7fELF fake", render.PAUSE_IMAGE, "amd64")
+    assert archive == sandbox.oci_archive(b"\x7fELF fake", render.PAUSE_IMAGE, "amd64")  # reproducible
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         files = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
     index = json.loads(files["index.json"])
