@@ -1,0 +1,205 @@
+"""What goes into each image the charts run, as data: Debian packages, build steps, files and OCI settings."""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack import config
+
+# The Dockerfiles and frozen requirements of the upstream images; read at build time, never copied here.
+UPSTREAM_IMAGES = Path(
+    os.environ.get("DEVSTACK_UPSTREAM_IMAGES", config.REPO_DIR.parent / "shared" / "upstream" / "images")
+)
+PAUSE_SOURCE = Path(__file__).resolve().parent / "pause"
+
+# The upstream images run from the python:3.X-slim-bookworm images, so bookworm is the default suite.
+DEBIAN_SUITE = "bookworm"
+# Where the steps install Python: a virtual environment at /usr/local puts `python`, `jupyterhub`,
+# `pip` in /usr/local/bin as the python images have them, so the charts' commands find them on PATH.
+VENV = "/usr/local"
+PIP = f"{VENV}/bin/pip install --no-cache-dir --disable-pip-version-check"
+ADD_JOVYAN = "useradd --uid 1000 --user-group --create-home --home-dir /home/jovyan --shell /bin/bash jovyan"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class GoProgram:
+    """A Go main package built statically and put into the image at `dest`.
+
+    Either `module`@`version` from the Go module proxy, with `replaces` for modules whose own go.mod
+    has replace directives (`go install` refuses those), or `source`: a folder of ours with a main.go.
+    """
+
+    dest: str
+    package: str = ""
+    module: str = ""
+    version: str = ""
+    replaces: tuple[tuple[str, str], ...] = ()
+    ldflags: str = "-s -w"
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class OciConfig:
+    """The image settings a Dockerfile gives with ENTRYPOINT, CMD, USER, WORKDIR, ENV and EXPOSE."""
+
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    user: str = ""
+    workdir: str = ""
+    env: tuple[tuple[str, str], ...] = ()
+    ports: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One image: `ref` is the exact name:tag a chart references, so `IfNotPresent` finds it.
+
+    With a `suite`, the root filesystem is Debian's (mmdebstrap, variant minbase, plus `packages`);
+    `build_packages` are installed for the `steps` and purged after them. Without one, the image holds
+    only `files` and Go programs. `requirements` names an upstream image folder whose frozen
+    requirements.txt is put at /tmp/devstack-build/requirements.txt for the steps.
+    """
+
+    name: str
+    ref: str
+    config: OciConfig
+    suite: str | None = DEBIAN_SUITE
+    packages: tuple[str, ...] = ()
+    build_packages: tuple[str, ...] = ()
+    steps: tuple[str, ...] = ()
+    requirements: str = ""
+    go: tuple[GoProgram, ...] = ()
+    files: tuple[tuple[str, str], ...] = field(default=())
+
+
+# The configuration the official registry image carries at /etc/docker/registry/config.yml (the
+# docker-registry chart mounts its own over it; a plain `docker run registry` uses this one).
+REGISTRY_CONFIG = """\
+version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+"""
+
+PAUSE = Recipe(
+    name="pause",
+    ref="registry.k8s.io/pause:3.10",
+    suite=None,
+    go=(GoProgram(dest="/pause", source="pause"),),
+    config=OciConfig(entrypoint=("/pause",), user="65535:65535", workdir="/"),
+)
+
+# registry 2.8.x cannot be built from the module proxy (v2.8.x has no go.mod and needs rsc.io/letsencrypt,
+# which the proxy refuses); distribution v3.0.0 serves the same HTTP API and reads the same config.
+REGISTRY = Recipe(
+    name="registry",
+    ref="registry:2.8.1",
+    suite=None,
+    go=(
+        GoProgram(
+            dest="/bin/registry",
+            package="github.com/distribution/distribution/v3/cmd/registry",
+            module="github.com/distribution/distribution/v3",
+            version="v3.0.0",
+            ldflags="-s -w -X github.com/distribution/distribution/v3/version.version=v3.0.0",
+        ),
+    ),
+    files=(("/etc/docker/registry/config.yml", REGISTRY_CONFIG),),
+    # The official image's entrypoint script turns a config path into `registry serve PATH`; without a
+    # shell in the image, the same as ENTRYPOINT and CMD. The chart runs /bin/registry serve itself.
+    config=OciConfig(entrypoint=("/bin/registry",), cmd=("serve", "/etc/docker/registry/config.yml"), ports=("5000",)),
+)
+
+HUB = Recipe(
+    name="hub",
+    ref="quay.io/jupyterhub/k8s-hub:4.2.0",
+    # k8s-hub is the Dockerfile's default-stage: slim-stage's packages plus curl, dnsutils, git, less, vim.
+    packages=(
+        "python3",
+        "python3-venv",
+        "libcurl4",
+        "libpq5",
+        "sqlite3",
+        "tini",
+        "ca-certificates",
+        "curl",
+        "dnsutils",
+        "git",
+        "less",
+        "vim",
+    ),
+    # The Dockerfile's build stage compiles pycurl (--no-binary) and psycopg2, which has no wheels.
+    build_packages=("gcc", "python3-dev", "libcurl4-openssl-dev", "libssl-dev", "libpq-dev"),
+    requirements="k8s-hub",
+    steps=(
+        ADD_JOVYAN,
+        f"python3 -m venv {VENV}",
+        f"{PIP} --no-binary pycurl -r /tmp/devstack-build/requirements.txt py-spy",
+        "mkdir -p /srv/jupyterhub && chown jovyan:jovyan /srv/jupyterhub",
+    ),
+    config=OciConfig(
+        entrypoint=("tini", "--"),
+        cmd=("jupyterhub", "--config", "/usr/local/etc/jupyterhub/jupyterhub_config.py"),
+        user="jovyan",
+        workdir="/srv/jupyterhub",
+        env=(("PATH", DEFAULT_PATH), ("LANG", "C.UTF-8"), ("DEBIAN_FRONTEND", "noninteractive")),
+        ports=("8081",),
+    ),
+)
+
+CHP = Recipe(
+    name="configurable-http-proxy",
+    ref="quay.io/jupyterhub/configurable-http-proxy:4.6.3",
+    packages=("nodejs", "tini", "ca-certificates"),
+    # Debian's npm brings many node-* packages; it is needed only to install.
+    build_packages=("npm",),
+    steps=("npm install --global --omit=dev --no-fund --no-audit configurable-http-proxy@4.6.3",),
+    # The upstream image runs as nobody and exposes the proxy (8000) and its API (8001).
+    config=OciConfig(
+        entrypoint=("tini", "--", "configurable-http-proxy"),
+        user="65534",
+        workdir="/",
+        env=(("PATH", DEFAULT_PATH),),
+        ports=("8000", "8001"),
+    ),
+)
+
+SINGLEUSER = Recipe(
+    name="singleuser",
+    ref="quay.io/jupyterhub/k8s-singleuser-sample:4.2.0",
+    packages=("python3", "python3-venv", "ca-certificates", "dnsutils", "iputils-ping", "tini", "git"),
+    build_packages=("gcc", "python3-dev"),
+    requirements="k8s-singleuser-sample",
+    steps=(ADD_JOVYAN, f"python3 -m venv {VENV}", f"{PIP} -r /tmp/devstack-build/requirements.txt"),
+    config=OciConfig(
+        entrypoint=("tini", "--"),
+        cmd=("jupyter", "lab"),
+        user="jovyan",
+        workdir="/home/jovyan",
+        env=(
+            ("PATH", DEFAULT_PATH),
+            ("LANG", "C.UTF-8"),
+            ("NB_USER", "jovyan"),
+            ("NB_UID", "1000"),
+            ("HOME", "/home/jovyan"),
+        ),
+        ports=("8888",),
+    ),
+)
+
+RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (PAUSE, REGISTRY, HUB, CHP, SINGLEUSER)}
