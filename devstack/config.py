@@ -10,6 +10,7 @@ DEVSTACK_DIR = REPO_DIR / "devstack"
 HELM_VERSION = "v3.19.0"
 KUBERNETES_VERSION = "v1.34.4"  # k8s.io/kubernetes; staging modules pinned to v0.34.4 in kube/go.mod
 ETCD_VERSION = "v3.6.4"  # the etcd server that Kubernetes v1.34.4's go.mod requires
+COREDNS_VERSION = "v1.14.1"  # the opt-in node's cluster DNS; the newest that builds with Go 1.24
 KEYCLOAK_VERSION = "26.5.6"
 KEYCLOAK_MIN_JAVA = 21
 MAVEN_CENTRAL = os.environ.get("DEVSTACK_MAVEN_URL", "https://repo1.maven.org/maven2").rstrip("/")

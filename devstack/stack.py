@@ -262,6 +262,7 @@ def status() -> dict[str, str]:
     }
     checks.update({name: lambda: True for name in node.PROCESSES})
     checks["kubelet"] = node.node_ready
+    checks["coredns"] = node.dns_ready
     result = {}
     for name in PROCESSES + (node.PROCESSES if node.enabled() or node.running() else ()):
         pid = procs.running_pid(name)

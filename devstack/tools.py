@@ -53,6 +53,23 @@ def helm() -> Path:
     return target
 
 
+def coredns() -> Path:
+    """The pinned CoreDNS, the opt-in node's cluster DNS, built with `go install` on first use."""
+    target = config.BIN_DIR / f"coredns-{config.COREDNS_VERSION}"
+    if target.exists():
+        return target
+    go = go_executable()
+    config.BIN_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=config.BIN_DIR) as gobin:
+        _run_build(
+            [go, "install", f"github.com/coredns/coredns@{config.COREDNS_VERSION}"],
+            f"CoreDNS {config.COREDNS_VERSION}",
+            env={"GOBIN": gobin, "CGO_ENABLED": "0"},
+        )
+        Path(gobin, "coredns").rename(target)
+    return target
+
+
 def kube_apiserver() -> Path:
     """kube-apiserver built from k8s.io/kubernetes through devstack/kube/go.mod."""
     return _kubernetes_command("kube-apiserver")

@@ -13,16 +13,20 @@ import urllib.request
 from pathlib import Path
 
 from devstack import certs, config, procs, tools
-from devstack.node import sandbox
+from devstack.node import dns, sandbox
 from devstack.node.cleanup import cgroup_dirs, iptables_cleanup, mounts_under, sysctls_to_restore
 from devstack.node.render import (
     BRIDGE,
+    CLUSTER_DOMAIN,
     CNI_NETWORK,
+    GATEWAY,
     NODE_NAME,
     PAUSE_IMAGE,
+    POD_CIDR,
     Layout,
     render_cni_conflist,
     render_containerd_config,
+    render_corefile,
     render_kube_proxy_config,
     render_kubelet_config,
 )
@@ -30,7 +34,7 @@ from devstack.procs import DevstackError
 
 DEBIAN_PACKAGES = ("containerd", "runc", "containernetworking-plugins", "iptables", "conntrack")
 # Started in this order and stopped in the reverse one.
-PROCESSES = ("containerd", "kube-scheduler", "kubelet", "kube-proxy")
+PROCESSES = ("containerd", "coredns", "kube-scheduler", "kubelet", "kube-proxy")
 # Kernel settings that the kubelet (setupKernelTunables), the CNI bridge (isGateway turns on
 # forwarding) or kube-proxy may change: remembered before `up`, put back by `down`.
 SYSCTLS = (
@@ -79,6 +83,7 @@ def build() -> None:
     tools.kubelet()
     tools.kube_scheduler()
     tools.kube_proxy()
+    tools.coredns()
     sandbox.pause_binary()
 
 
@@ -104,7 +109,7 @@ def _run(argv: list[str], env: dict | None = None, timeout: float = 600) -> subp
 
 
 def up(layout: Layout = LAYOUT) -> None:
-    """Start containerd, kube-scheduler, the kubelet and kube-proxy unless running; wait until the node is Ready.
+    """Start containerd, CoreDNS, kube-scheduler, the kubelet and kube-proxy unless running; wait until Ready.
 
     A machine that cannot run the node gets one line saying why, and the rest of the stack is left as is.
     """
@@ -122,8 +127,10 @@ def up(layout: Layout = LAYOUT) -> None:
     (layout.cni_conf_dir / f"10-{CNI_NETWORK}.conflist").write_text(render_cni_conflist(layout))
     (layout.root / "kubelet.yaml").write_text(render_kubelet_config(layout))
     (layout.root / "kube-proxy.yaml").write_text(render_kube_proxy_config())
+    (layout.root / "Corefile").write_text(render_corefile())
     _up_containerd(layout)
     _ensure_pause_image(layout)
+    _up_coredns(layout)
     kubeconfig = str(config.KUBECONFIG)
     _start_once(
         "kube-scheduler",
@@ -149,6 +156,32 @@ def up(layout: Layout = LAYOUT) -> None:
     _start_once("kube-proxy", [str(tools.kube_proxy()), f"--config={layout.root / 'kube-proxy.yaml'}"])
     procs.wait_until("kubelet", node_ready, 180, f"registering node {NODE_NAME} Ready")
     print(f"devstack: node {NODE_NAME} Ready in {time.monotonic() - started:.1f}s", flush=True)
+
+
+def _ensure_bridge() -> None:
+    # Made here rather than by the CNI plugin at the first pod, so CoreDNS can listen on its address
+    # from the start; the plugin takes the bridge as it finds it.
+    if _run(["ip", "link", "show", BRIDGE]).returncode != 0:
+        prefix = POD_CIDR.split("/")[1]
+        for argv in (
+            ["ip", "link", "add", BRIDGE, "type", "bridge"],
+            ["ip", "addr", "add", f"{GATEWAY}/{prefix}", "dev", BRIDGE],
+            ["ip", "link", "set", BRIDGE, "up"],
+        ):
+            result = _run(argv)
+            if result.returncode != 0:
+                raise DevstackError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+
+
+def dns_ready() -> bool:
+    """True once CoreDNS answers for the API server's Service."""
+    return bool(dns.resolve(f"kubernetes.default.svc.{CLUSTER_DOMAIN}", GATEWAY))
+
+
+def _up_coredns(layout: Layout) -> None:
+    _ensure_bridge()
+    _start_once("coredns", [str(tools.coredns()), "-conf", str(layout.root / "Corefile")])
+    procs.wait_until("coredns", dns_ready, 60, f"answering on {GATEWAY}:53")
 
 
 def _start_once(name: str, argv: list[str]) -> None:
@@ -233,7 +266,7 @@ def down(layout: Layout = LAYOUT) -> list[str]:
     """
     if not layout.before_file.exists() and not running():
         return []
-    done = [name for name in ("kube-proxy", "kubelet", "kube-scheduler") if procs.stop(name)]
+    done = [name for name in ("kube-proxy", "kubelet", "kube-scheduler", "coredns") if procs.stop(name)]
     if procs.running_pid("containerd"):
         _remove_containers(layout)
     if procs.stop("containerd"):

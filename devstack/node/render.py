@@ -1,5 +1,6 @@
 """The opt-in node's names and configuration files: containerd, the CNI network, the kubelet, kube-proxy."""
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,10 @@ NODE_NAME = "devstack-node"
 # Pods get addresses on our own bridge from a private /24 that clashes neither with the service range
 # (kube-apiserver's --service-cluster-ip-range, 10.0.0.0/24) nor with containerd's default CNI network.
 POD_CIDR = "10.85.0.0/24"
+# The bridge's own address, the pods' gateway; CoreDNS answers there (a process of the host, as no
+# image of it can be pulled here), so it is also the pods' nameserver.
+GATEWAY = str(ipaddress.ip_network(POD_CIDR)[1])
+CLUSTER_DOMAIN = "cluster.local"
 BRIDGE = "devstack0"
 CNI_NETWORK = "devstack-pods"
 CNI_BIN_DIR = Path("/usr/lib/cni")  # where Debian's containernetworking-plugins puts them
@@ -176,7 +181,8 @@ def render_kubelet_config(layout: Layout) -> str:
         "podLogsDir": str(layout.pod_logs_dir),
         "volumePluginDir": str(layout.kubelet_dir / "volume-plugins"),
         "registerWithTaints": [TAINT],
-        "clusterDomain": "cluster.local",
+        "clusterDomain": CLUSTER_DOMAIN,
+        "clusterDNS": [GATEWAY],
         # The disk is shared with the rest of the machine: evict only when it is really full.
         "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
     }
@@ -204,3 +210,23 @@ def render_kube_proxy_config() -> str:
         "nodePortAddresses": ["primary"],  # the node's own address, not every address of the machine
     }
     return yaml.safe_dump(proxy, sort_keys=False)
+
+
+def render_corefile() -> str:
+    """CoreDNS's configuration: cluster names from the API server on the bridge's address, the rest forwarded.
+
+    https://coredns.io/plugins/kubernetes/
+    """
+    return f"""\
+.:53 {{
+    bind {GATEWAY}
+    errors
+    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
+        kubeconfig {config.KUBECONFIG}
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }}
+    forward . /etc/resolv.conf
+    cache 30
+}}
+"""

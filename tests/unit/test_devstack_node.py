@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from devstack import node, stack
-from devstack.node import cleanup, render, sandbox
+from devstack.node import cleanup, dns, render, sandbox
 
 LAYOUT = render.Layout(Path("/cache/run/node"))
 
@@ -230,3 +230,31 @@ def test_pause_image_is_an_oci_layout_named_for_containerd_with_the_binary_at_pa
         pause = tar.getmember("pause")
         assert pause.mode == 0o755
         assert tar.extractfile(pause).read() == b"\x7fELF fake"
+
+
+def test_pods_resolve_through_coredns_on_the_bridge_address():
+    kubelet = yaml.safe_load(render.render_kubelet_config(LAYOUT))
+    assert kubelet["clusterDNS"] == ["10.85.0.1"] == [render.GATEWAY]
+    corefile = render.render_corefile()
+    assert "bind 10.85.0.1\n" in corefile
+    assert "kubernetes cluster.local in-addr.arpa ip6.arpa {" in corefile
+
+
+def test_dns_query_asks_for_the_a_record_of_the_name():
+    assert dns.query("kubernetes.default.svc.cluster.local", ident=0x1234) == (
+        bytes.fromhex("123401000001000000000000")
+        + b"\x0akubernetes\x07default\x03svc\x07cluster\x05local\x00"
+        + bytes.fromhex("00010001")
+    )
+
+
+def test_dns_answer_is_read_through_name_compression():
+    question = dns.query("kubernetes.default.svc.cluster.local")[12:]
+    header = bytes.fromhex("445381800001000100000000")
+    answer = bytes.fromhex("c00c" "0001" "0001" "0000001e" "0004") + bytes([10, 0, 0, 1])  # fmt: skip
+    assert dns.a_records(header + question + answer) == ["10.0.0.1"]
+
+
+def test_dns_error_answer_is_no_address():
+    question = dns.query("nowhere.cluster.local")[12:]
+    assert dns.a_records(bytes.fromhex("445381830001000000000000") + question) == []
