@@ -202,4 +202,37 @@ SINGLEUSER = Recipe(
     ),
 )
 
-RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (PAUSE, REGISTRY, HUB, CHP, SINGLEUSER)}
+# What podman needs to run the builds BinderHub sends it from inside a pod, privileged and without
+# systemd: cgroupfs rather than systemd's cgroup manager, and events to a file rather than the journal.
+PODMAN_CONTAINERS_CONF = """\
+[containers]
+log_driver = "k8s-file"
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+
+# BinderHub's builder for imageBuilderType pink: its DaemonSet runs `podman system service` as root,
+# privileged. trixie's podman is 5.x, as the chart's quay.io/podman/stable:v5.8.1 is; bookworm has 4.3.
+PODMAN = Recipe(
+    name="podman",
+    ref="quay.io/podman/stable:v5.8.1",
+    suite="trixie",
+    packages=(
+        "podman",
+        "crun",
+        "conmon",
+        "netavark",
+        "aardvark-dns",
+        "iptables",
+        "fuse-overlayfs",
+        "uidmap",
+        "catatonit",
+        "ca-certificates",
+    ),
+    files=(("/etc/containers/containers.conf", PODMAN_CONTAINERS_CONF),),
+    config=OciConfig(cmd=("podman", "info"), workdir="/", env=(("PATH", DEFAULT_PATH),)),
+)
+
+RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (PAUSE, REGISTRY, HUB, CHP, SINGLEUSER, PODMAN)}
