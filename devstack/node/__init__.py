@@ -14,7 +14,7 @@ from pathlib import Path
 
 from devstack import certs, config, procs, tools
 from devstack.node import dns, sandbox
-from devstack.node.cleanup import cgroup_dirs, iptables_cleanup, mounts_under, sysctls_to_restore
+from devstack.node.cleanup import cgroup_dirs, empty_tables, iptables_cleanup, mounts_under, sysctls_to_restore
 from devstack.node.render import (
     BRIDGE,
     CLUSTER_DOMAIN,
@@ -32,7 +32,8 @@ from devstack.node.render import (
 )
 from devstack.procs import DevstackError
 
-DEBIAN_PACKAGES = ("containerd", "runc", "containernetworking-plugins", "iptables", "conntrack")
+# nftables for `nft`, to delete the empty tables iptables leaves behind.
+DEBIAN_PACKAGES = ("containerd", "runc", "containernetworking-plugins", "iptables", "conntrack", "nftables")
 # Started in this order and stopped in the reverse one.
 PROCESSES = ("containerd", "coredns", "kube-scheduler", "kubelet", "kube-proxy")
 # Kernel settings that the kubelet (setupKernelTunables), the CNI bridge (isGateway turns on
@@ -242,7 +243,13 @@ def _remember_machine(layout: Layout) -> None:
     if layout.before_file.exists():
         return  # a second `up`: keep what the machine had before the first one
     absent = [path for path in OUTSIDE_PATHS if not Path(path).exists()]
-    layout.before_file.write_text(json.dumps({"sysctls": _read_sysctls(), "absent": absent}, indent=1))
+    before = {"sysctls": _read_sysctls(), "absent": absent, "nft_tables": _nft_tables()}
+    layout.before_file.write_text(json.dumps(before, indent=1))
+
+
+def _nft_tables() -> list[str]:
+    # `nft list tables` prints one "table <family> <name>" a line.
+    return [line.split(None, 1)[1] for line in _run(["nft", "list", "tables"]).stdout.splitlines() if line]
 
 
 def _read_sysctls() -> dict[str, str]:
@@ -281,6 +288,7 @@ def down(layout: Layout = LAYOUT) -> list[str]:
         _run(["ip", "link", "delete", BRIDGE])
         done.append(f"bridge {BRIDGE}")
     done += _remove_kube_chains()
+    done += _remove_new_empty_tables(layout)
     for cgroup in cgroup_dirs(Path("/sys/fs/cgroup")):
         with contextlib.suppress(OSError):
             cgroup.rmdir()
@@ -339,6 +347,19 @@ def _remove_kube_chains() -> list[str]:
             _run([tool, "-w", *args])
         if "KUBE-" in saved:
             done.append(f"{tool} KUBE-* chains")
+    return done
+
+
+def _remove_new_empty_tables(layout: Layout) -> list[str]:
+    try:
+        before = set(json.loads(layout.before_file.read_text())["nft_tables"])
+    except (OSError, ValueError, KeyError):
+        return []
+    done = []
+    for tool, family in (("iptables", "ip"), ("ip6tables", "ip6")):
+        for table in empty_tables(_run([f"{tool}-save"]).stdout):
+            if f"{family} {table}" not in before and _run(["nft", "delete", "table", family, table]).returncode == 0:
+                done.append(f"nft table {family} {table}")
     return done
 
 

@@ -32,6 +32,25 @@ def iptables_cleanup(save_output: str, prefix: str = "KUBE-") -> list[list[str]]
     return rules + flushes + deletes
 
 
+def empty_tables(save_output: str) -> list[str]:
+    """The tables in `iptables-save`'s output that hold no rule and no chain but the built-in ones.
+
+    iptables (nft backend) makes a table the first time anyone uses it, and leaves it when emptied.
+    """
+    empty, table, has_content = [], "", False
+    for line in save_output.splitlines():
+        if line.startswith("*"):
+            table, has_content = line[1:].strip(), False
+        elif line.startswith(":"):
+            policy = line[1:].split()[1]
+            has_content |= policy == "-"  # a chain someone made; built-in ones have a policy
+        elif line.startswith("-A "):
+            has_content = True
+        elif line.strip() == "COMMIT" and table and not has_content:
+            empty.append(table)
+    return empty
+
+
 def mounts_under(mountinfo: str, root: Path) -> list[str]:
     """Mount points at or under `root` in /proc/self/mountinfo's text, deepest first (the order to unmount)."""
     found = []

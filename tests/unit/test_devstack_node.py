@@ -258,3 +258,12 @@ def test_dns_answer_is_read_through_name_compression():
 def test_dns_error_answer_is_no_address():
     question = dns.query("nowhere.cluster.local")[12:]
     assert dns.a_records(bytes.fromhex("445381830001000000000000") + question) == []
+
+
+def test_only_tables_left_empty_are_candidates_for_removal():
+    saved = (
+        "*mangle\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+        "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT\nCOMMIT\n"
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:MINE - [0:0]\nCOMMIT\n"
+    )
+    assert cleanup.empty_tables(saved) == ["mangle"]
