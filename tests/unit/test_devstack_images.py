@@ -5,6 +5,7 @@ import shlex
 
 import pytest
 
+from devstack import images
 from devstack.images import build, recipes
 from devstack.images.__main__ import main as cli
 from devstack.images.recipes import GoProgram, OciConfig, Recipe
@@ -215,3 +216,16 @@ def test_cli_lists_each_recipe_with_its_chart_reference(capsys):
     assert cli(["list"]) == 0
     out = capsys.readouterr().out
     assert all(recipe.ref in out for recipe in recipes.RECIPES.values())
+
+
+def test_archive_refuses_a_name_without_recipe():
+    with pytest.raises(images.DevstackError, match="no image recipe named 'nonesuch'"):
+        images.archive("nonesuch")
+
+
+def test_archive_returns_the_cached_archive_of_a_known_image(upstream, tmp_path, monkeypatch):
+    monkeypatch.setattr(build, "IMAGES_DIR", tmp_path)
+    archive = build.archive_path(recipes.HUB, key_of(recipes.HUB), tmp_path)
+    archive.write_bytes(b"tar")
+    archive.with_suffix(".json").write_text("{}")
+    assert images.archive("hub") == archive
