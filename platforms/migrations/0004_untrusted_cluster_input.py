@@ -5,6 +5,7 @@
 from django.db import migrations, models
 
 from platforms import crypto
+from platforms.access import SERVICES
 from platforms.service_addresses import is_service_url
 from platforms.services import kubeconfig
 from platforms.services.errors import BadInput
@@ -12,7 +13,10 @@ from platforms.services.errors import BadInput
 
 def check_stored_input(apps, schema_editor):
     """Forget recorded links of a shape the console no longer accepts; flag unverified clusters."""
-    for link in apps.get_model("platforms", "ServiceLink").objects.exclude(url=""):
+    links = apps.get_model("platforms", "ServiceLink").objects
+    # Only the console's own services have icons and labels now; any other name came from a cluster.
+    links.exclude(name__in=SERVICES).delete()
+    for link in links.exclude(url=""):
         if not is_service_url(link.url):
             link.url, link.ready = "", False
             link.save(update_fields=["url", "ready"])

@@ -99,3 +99,19 @@ def test_only_urls_of_the_recorded_shape_are_followed(url, accepted):
 def test_shown_values_are_printable():
     assert shown("a\nb\x00") == "a\\nb\\x00"
     assert shown({"x": 1}) == "{'x': 1}"
+
+
+@pytest.mark.django_db
+def test_the_migration_forgets_recorded_links_the_console_would_refuse_now(platform):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from platforms.models import ServiceLink
+
+    ServiceLink.objects.create(platform=platform, name="evil", url="https://evil.example.com", ready=True)
+    ServiceLink.objects.create(platform=platform, name="binderhub", url="https://b.example.org/path", ready=True)
+    ServiceLink.objects.create(platform=platform, name="jupyterhub", url="https://j.example.org", ready=True)
+    import_module("platforms.migrations.0004_untrusted_cluster_input").check_stored_input(apps, None)
+    links = {link.name: (link.url, link.ready) for link in ServiceLink.objects.all()}
+    assert links == {"binderhub": ("", False), "jupyterhub": ("https://j.example.org", True)}
