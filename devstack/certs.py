@@ -82,5 +82,38 @@ def ensure_kube_credentials(folder: Path) -> None:
     (folder / "tokens.csv").chmod(0o600)
 
 
+def ensure_kubelet_client(folder: Path) -> None:
+    """Create kubelet-client.crt/key in `folder` once: kube-apiserver's client certificate for kubelets.
+
+    Signed by the stack's CA (which the kubelet trusts for clients) and in system:masters, so the
+    kubelet's webhook authorization lets `kubectl logs/exec` through.
+    """
+    if (folder / "kubelet-client.crt").exists():
+        return
+    ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate((folder / "ca.crt").read_bytes())
+    now = datetime.datetime.now(datetime.UTC)
+    key = _key()
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver-kubelet-client"),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write_key(key, folder / "kubelet-client.key")
+    (folder / "kubelet-client.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
 def admin_token(folder: Path) -> str:
     return (folder / "tokens.csv").read_text().split(",", 1)[0]

@@ -29,6 +29,29 @@ CONTROLLERS = ",".join(
 )
 
 
+# With the opt-in node (DEVSTACK_NODE=1) pods run, and they need what a real control plane gives them:
+# Services' endpoints (kube-proxy and CoreDNS read EndpointSlices), StatefulSets, each namespace's
+# default ServiceAccount with its token and the kube-root-ca.crt ConfigMap that projected tokens mount,
+# the removal of the node's not-ready taint once it is Ready, Jobs (charts' hooks) and the collection of
+# finished pods.
+NODE_CONTROLLERS = ",".join(
+    (
+        *CONTROLLERS.split(","),
+        "endpoints-controller",
+        "endpointslice-controller",
+        "endpointslice-mirroring-controller",
+        "statefulset-controller",
+        "job-controller",
+        "serviceaccount-controller",
+        "serviceaccount-token-controller",
+        "root-ca-certificate-publisher-controller",
+        "pod-garbage-collector-controller",
+        "node-lifecycle-controller",
+        "taint-eviction-controller",
+    )
+)
+
+
 def _kube_ssl() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(config.KUBE_DIR / "ca.crt"))
 
@@ -71,63 +94,94 @@ def up_etcd() -> None:
     procs.wait_until("etcd", etcd_ready, 60, "healthy")
 
 
-def up_kube_apiserver() -> None:
+def kube_apiserver_args(binary: Path, with_node: bool) -> list[str]:
+    """kube-apiserver's command line: envtest's flags with a static admin token; more with the node.
+
+    With the node, pods get service-account tokens (the ServiceAccount admission plugin), reach the API
+    through the `kubernetes` Service at the bridge's address (so it listens on every address, not only
+    loopback, whose address inside a pod is the pod's own), and `kubectl logs/exec` reach the kubelet.
+    """
+    d = config.KUBE_DIR
+    args = [
+        str(binary),
+        f"--etcd-servers=http://{config.HOST}:{config.PORTS.etcd_client}",
+        f"--bind-address={'0.0.0.0' if with_node else config.HOST}",
+        f"--advertise-address={node.GATEWAY if with_node else config.HOST}",
+        f"--secure-port={config.PORTS.kube_apiserver}",
+        f"--cert-dir={d}",
+        f"--tls-cert-file={d / 'serving.crt'}",
+        f"--tls-private-key-file={d / 'serving.key'}",
+        f"--client-ca-file={d / 'ca.crt'}",
+        f"--token-auth-file={d / 'tokens.csv'}",
+        f"--service-account-key-file={d / 'sa.pub'}",
+        f"--service-account-signing-key-file={d / 'sa.key'}",
+        f"--service-account-issuer={config.KUBE_URL}",
+        "--service-cluster-ip-range=10.0.0.0/24",
+        "--authorization-mode=RBAC",
+        "--allow-privileged=true",
+    ]
+    if with_node:
+        return [
+            *args,
+            f"--kubelet-client-certificate={d / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={d / 'kubelet-client.key'}",
+        ]
+    # Without a node no controller makes the default ServiceAccount a pod would be refused without.
+    return [*args, "--disable-admission-plugins=ServiceAccount"]
+
+
+def up_kube_apiserver(with_node: bool = False) -> None:
+    """Start kube-apiserver unless it runs with these flags (one started with or without the node is restarted)."""
     certs.ensure_kube_credentials(config.KUBE_DIR)
-    if not procs.running_pid("kube-apiserver"):
+    if with_node:
+        certs.ensure_kubelet_client(config.KUBE_DIR)
+    args = kube_apiserver_args(tools.kube_apiserver(), with_node)
+    if not _running_as("kube-apiserver", args):
         procs.check_port_free("kube-apiserver", config.PORTS.kube_apiserver)
-        binary = tools.kube_apiserver()
-        d = config.KUBE_DIR
-        # The flags controller-runtime's envtest uses, with a static token for the admin.
-        procs.start(
-            "kube-apiserver",
-            [
-                str(binary),
-                f"--etcd-servers=http://{config.HOST}:{config.PORTS.etcd_client}",
-                f"--bind-address={config.HOST}",
-                f"--advertise-address={config.HOST}",
-                f"--secure-port={config.PORTS.kube_apiserver}",
-                f"--cert-dir={d}",
-                f"--tls-cert-file={d / 'serving.crt'}",
-                f"--tls-private-key-file={d / 'serving.key'}",
-                f"--client-ca-file={d / 'ca.crt'}",
-                f"--token-auth-file={d / 'tokens.csv'}",
-                f"--service-account-key-file={d / 'sa.pub'}",
-                f"--service-account-signing-key-file={d / 'sa.key'}",
-                f"--service-account-issuer={config.KUBE_URL}",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--authorization-mode=RBAC",
-                "--allow-privileged=true",
-                "--disable-admission-plugins=ServiceAccount",
-            ],
-        )
+        procs.start("kube-apiserver", args)
     procs.wait_until("kube-apiserver", kube_ready, 120, "ready")
     write_kubeconfig()
     # The application chart creates Zenith Reservations and Clients: their kinds must be served.
     crds.apply(config.KUBECONFIG)
 
 
-def up_controller_manager() -> None:
+def _running_as(name: str, args: list[str]) -> bool:
+    """True if `name` runs with exactly these arguments; one running with others is stopped first."""
+    pid = procs.running_pid(name)
+    if not pid:
+        return False
+    # /proc/PID/cmdline ends with a NUL, hence the empty last item.
+    if [arg for arg in procs.command_line(pid) if arg] == args:
+        return True
+    procs.stop(name)
+    return False
+
+
+def controller_manager_args(binary: Path, with_node: bool) -> list[str]:
+    """kube-controller-manager's command line; with the node, the controllers pods need and their keys."""
+    args = [
+        str(binary),
+        f"--kubeconfig={config.KUBECONFIG}",
+        f"--controllers={NODE_CONTROLLERS if with_node else CONTROLLERS}",
+        "--leader-elect=false",
+        "--secure-port=0",
+        "--use-service-account-credentials=false",
+    ]
+    if with_node:
+        d = config.KUBE_DIR
+        args += [f"--service-account-private-key-file={d / 'sa.key'}", f"--root-ca-file={d / 'ca.crt'}"]
+    return args
+
+
+def up_controller_manager(with_node: bool = False) -> None:
     """Start kube-controller-manager (it has no port to probe: running for 2 s counts as started).
 
-    One running with another set of controllers (started before CONTROLLERS changed) is restarted.
+    One running with other flags (started before CONTROLLERS changed, or with/without the node) is restarted.
     """
-    pid = procs.running_pid("kube-controller-manager")
-    if pid and f"--controllers={CONTROLLERS}" in procs.command_line(pid):
+    args = controller_manager_args(tools.kube_controller_manager(), with_node)
+    if _running_as("kube-controller-manager", args):
         return
-    if pid:
-        procs.stop("kube-controller-manager")
-    binary = tools.kube_controller_manager()
-    procs.start(
-        "kube-controller-manager",
-        [
-            str(binary),
-            f"--kubeconfig={config.KUBECONFIG}",
-            f"--controllers={CONTROLLERS}",
-            "--leader-elect=false",
-            "--secure-port=0",
-            "--use-service-account-credentials=false",
-        ],
-    )
+    procs.start("kube-controller-manager", args)
     deadline = time.monotonic() + 2
     procs.wait_until("kube-controller-manager", lambda: time.monotonic() > deadline, 10, "running")
 
@@ -209,8 +263,9 @@ def up() -> dict[str, str]:
     up_keycloak(wait=False)
     chart_repo.up()
     up_etcd()
-    up_kube_apiserver()
-    up_controller_manager()
+    with_node = node.enabled() and not node.unsupported_reason()
+    up_kube_apiserver(with_node)
+    up_controller_manager(with_node)
     up_volume_binder()
     up_keycloak()
     if node.enabled():

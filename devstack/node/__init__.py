@@ -12,8 +12,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from devstack import certs, config, procs, tools
-from devstack.node import dns, sandbox
+from devstack import certs, config, images, procs, tools
+from devstack.images import recipes
+from devstack.images.build import canonical_ref
+from devstack.node import dns
 from devstack.node.cleanup import cgroup_dirs, empty_tables, iptables_cleanup, mounts_under, sysctls_to_restore
 from devstack.node.render import (
     BRIDGE,
@@ -21,7 +23,6 @@ from devstack.node.render import (
     CNI_NETWORK,
     GATEWAY,
     NODE_NAME,
-    PAUSE_IMAGE,
     POD_CIDR,
     Layout,
     render_cni_conflist,
@@ -32,6 +33,9 @@ from devstack.node.render import (
 )
 from devstack.procs import DevstackError
 
+# The images the node's containerd gets at `up` (devstack/images builds them; no registry is reachable
+# here): its own sandbox image and those the application chart runs.
+IMAGES = ("pause", "registry", "hub", "configurable-http-proxy", "singleuser", "podman")
 # nftables for `nft`, to delete the empty tables iptables leaves behind.
 DEBIAN_PACKAGES = ("containerd", "runc", "containernetworking-plugins", "iptables", "conntrack", "nftables")
 # Started in this order and stopped in the reverse one.
@@ -85,7 +89,8 @@ def build() -> None:
     tools.kube_scheduler()
     tools.kube_proxy()
     tools.coredns()
-    sandbox.pause_binary()
+    for name in IMAGES:
+        images.archive(name)  # minutes each the first time; cached by recipe afterwards
 
 
 def ensure_packages() -> None:
@@ -130,7 +135,7 @@ def up(layout: Layout = LAYOUT) -> None:
     (layout.root / "kube-proxy.yaml").write_text(render_kube_proxy_config())
     (layout.root / "Corefile").write_text(render_corefile())
     _up_containerd(layout)
-    _ensure_pause_image(layout)
+    _import_images(layout)
     _up_coredns(layout)
     kubeconfig = str(config.KUBECONFIG)
     _start_once(
@@ -200,16 +205,28 @@ def _ctr(layout: Layout, *args: str) -> subprocess.CompletedProcess:
     return _run(["ctr", f"--address={layout.socket}", "--namespace=k8s.io", *args], timeout=120)
 
 
-def _ensure_pause_image(layout: Layout) -> None:
-    if PAUSE_IMAGE in _ctr(layout, "images", "list", "--quiet").stdout.split():
-        return
-    arch = _run([tools.go_executable(), "env", "GOARCH"]).stdout.strip()
-    archive = layout.root / "pause-image.tar"
-    archive.write_bytes(sandbox.oci_archive(sandbox.pause_binary().read_bytes(), PAUSE_IMAGE, arch))
-    result = _ctr(layout, "images", "import", str(archive))
-    archive.unlink()
-    if result.returncode != 0:
-        raise DevstackError(f"importing the pause image into containerd failed: {result.stderr.strip()[-300:]}")
+def _import_images(layout: Layout) -> None:
+    """Import each image's archive into containerd unless that very archive was imported and the image is there.
+
+    The archives' names carry their recipe's hash, so a changed recipe is imported again; containerd
+    keeps its images across `down`, so a warm `up` imports nothing.
+    """
+    imported_file = layout.root / "imported-images.json"
+    try:
+        imported = json.loads(imported_file.read_text())
+    except (OSError, ValueError):
+        imported = {}
+    present = set(_ctr(layout, "images", "list", "--quiet").stdout.split())
+    for name in IMAGES:
+        archive = images.archive(name)
+        ref = canonical_ref(recipes.RECIPES[name].ref)
+        if imported.get(name) == archive.name and ref in present:
+            continue
+        result = _ctr(layout, "images", "import", str(archive))
+        if result.returncode != 0:
+            raise DevstackError(f"importing {archive} into containerd failed: {result.stderr.strip()[-300:]}")
+        imported[name] = archive.name
+        imported_file.write_text(json.dumps(imported, indent=1) + "\n")
 
 
 def _api(method: str, path: str) -> dict | None:

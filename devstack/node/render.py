@@ -20,8 +20,8 @@ CLUSTER_DOMAIN = "cluster.local"
 BRIDGE = "devstack0"
 CNI_NETWORK = "devstack-pods"
 CNI_BIN_DIR = Path("/usr/lib/cni")  # where Debian's containernetworking-plugins puts them
-# containerd starts every pod's sandbox from this image; devstack/node/sandbox.py makes it, as no registry
-# is reachable here.
+# containerd starts every pod's sandbox from this image; devstack/images builds it (recipe `pause`), as
+# no registry is reachable here.
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 # While the node is opt-in it is tainted, so the shared stack behaves as before for everyone else:
 # a DaemonSet wants no pod on it and nothing is scheduled there unless it tolerates this taint.
@@ -206,7 +206,10 @@ def render_kube_proxy_config() -> str:
         # 0 leaves the machine's conntrack table size and timeouts as they are.
         "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
         # NodePorts on 127.0.0.1 would need net.ipv4.conf.all.route_localnet=1 for the whole machine.
-        "iptables": {"localhostNodePorts": False},
+        # masqueradeAll: pods share one bridge, whose frames iptables may not see (br_netfilter), so a pod
+        # answering another that reached it through a Service would answer past the NAT; masquerading
+        # sends the answer back through the host. Service traffic only: the CNI network masquerades nothing.
+        "iptables": {"localhostNodePorts": False, "masqueradeAll": True},
         "nodePortAddresses": ["primary"],  # the node's own address, not every address of the machine
     }
     return yaml.safe_dump(proxy, sort_keys=False)

@@ -1,17 +1,15 @@
-"""The opt-in node: its configuration files, its pause image and how `down` plans to undo what it made."""
+"""The opt-in node: its configuration files, its control plane flags, its images and how `down` undoes what it made."""
 
-import gzip
-import io
 import ipaddress
 import json
-import tarfile
+import subprocess
 import tomllib
 from pathlib import Path
 
 import yaml
 
 from devstack import node, stack
-from devstack.node import cleanup, dns, render, sandbox
+from devstack.node import cleanup, dns, render
 
 LAYOUT = render.Layout(Path("/cache/run/node"))
 
@@ -213,23 +211,89 @@ def test_unsupported_machine_gets_one_reason(tmp_path):
     assert node.unsupported_reason(uid=0, proc=tmp_path, cgroup=tmp_path) == ""
 
 
-def test_pause_image_is_an_oci_layout_named_for_containerd_with_the_binary_at_pause():
-    archive = sandbox.oci_archive(b"\x7fELF fake", render.PAUSE_IMAGE, "amd64")
-    assert archive == sandbox.oci_archive(b"\x7fELF fake", render.PAUSE_IMAGE, "amd64")  # reproducible
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        files = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
-    index = json.loads(files["index.json"])
-    (entry,) = index["manifests"]
-    assert entry["annotations"]["io.containerd.image.name"] == "registry.k8s.io/pause:3.10"
-    manifest = json.loads(files["blobs/sha256/" + entry["digest"].split(":")[1]])
-    image_config = json.loads(files["blobs/sha256/" + manifest["config"]["digest"].split(":")[1]])
-    assert image_config["config"]["Entrypoint"] == ["/pause"]
-    assert image_config["architecture"] == "amd64"
-    layer = files["blobs/sha256/" + manifest["layers"][0]["digest"].split(":")[1]]
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(layer))) as tar:
-        pause = tar.getmember("pause")
-        assert pause.mode == 0o755
-        assert tar.extractfile(pause).read() == b"\x7fELF fake"
+def test_without_the_node_the_control_plane_flags_are_as_ever():
+    apiserver = stack.kube_apiserver_args(Path("/bin/kube-apiserver"), with_node=False)
+    assert "--disable-admission-plugins=ServiceAccount" in apiserver
+    assert "--bind-address=127.0.0.1" in apiserver and "--advertise-address=127.0.0.1" in apiserver
+    assert not [arg for arg in apiserver if arg.startswith("--kubelet-client")]
+    manager = stack.controller_manager_args(Path("/bin/kcm"), with_node=False)
+    assert f"--controllers={stack.CONTROLLERS}" in manager
+    assert not [arg for arg in manager if arg.startswith(("--root-ca-file", "--service-account-private-key"))]
+
+
+def test_with_the_node_pods_get_tokens_and_reach_the_api_through_the_bridge():
+    apiserver = stack.kube_apiserver_args(Path("/bin/kube-apiserver"), with_node=True)
+    assert not [arg for arg in apiserver if arg.startswith("--disable-admission-plugins")]
+    assert "--advertise-address=10.85.0.1" in apiserver  # the kubernetes Service's endpoint, seen from pods
+    assert "--bind-address=0.0.0.0" in apiserver
+    assert any(arg.startswith("--kubelet-client-certificate=") for arg in apiserver)
+    manager = stack.controller_manager_args(Path("/bin/kcm"), with_node=True)
+    controllers = next(arg for arg in manager if arg.startswith("--controllers=")).split("=", 1)[1].split(",")
+    assert set(stack.CONTROLLERS.split(",")) < set(controllers)
+    for needed in (
+        "endpointslice-controller",
+        "statefulset-controller",
+        "serviceaccount-controller",
+        "serviceaccount-token-controller",
+        "root-ca-certificate-publisher-controller",
+        "node-lifecycle-controller",
+        "pod-garbage-collector-controller",
+    ):
+        assert needed in controllers
+    assert any(arg.startswith("--service-account-private-key-file=") for arg in manager)
+    assert any(arg.startswith("--root-ca-file=") for arg in manager)
+
+
+def test_a_control_plane_process_started_with_other_flags_is_restarted(monkeypatch):
+    stopped = []
+    monkeypatch.setattr(stack.procs, "running_pid", lambda name: 42)
+    monkeypatch.setattr(stack.procs, "command_line", lambda pid: ["/bin/kcm", "--a", ""])
+    monkeypatch.setattr(stack.procs, "stop", stopped.append)
+    assert stack._running_as("kube-controller-manager", ["/bin/kcm", "--a"])
+    assert stopped == []
+    assert not stack._running_as("kube-controller-manager", ["/bin/kcm", "--b"])
+    assert stopped == ["kube-controller-manager"]
+
+
+def test_kubelet_client_certificate_is_signed_by_the_stack_ca_for_client_auth(tmp_path):
+    from cryptography import x509
+
+    from devstack import certs
+
+    certs.ensure_kube_credentials(tmp_path)
+    certs.ensure_kubelet_client(tmp_path)
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca.crt").read_bytes())
+    cert = x509.load_pem_x509_certificate((tmp_path / "kubelet-client.crt").read_bytes())
+    cert.verify_directly_issued_by(ca)
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [x509.ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert (tmp_path / "kubelet-client.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_images_are_imported_once_per_archive(tmp_path, monkeypatch):
+    layout = render.Layout(tmp_path)
+    archives = {name: tmp_path / f"{name}-0123456789abcdef.tar" for name in node.IMAGES}
+    monkeypatch.setattr(node.images, "archive", archives.__getitem__)
+    present: set[str] = set()
+    calls = []
+
+    def ctr(_layout, *args):
+        calls.append(args)
+        if args[:2] == ("images", "import"):
+            name = Path(args[2]).name.rsplit("-", 1)[0]
+            present.add(node.canonical_ref(node.recipes.RECIPES[name].ref))
+        return subprocess.CompletedProcess(args, 0, stdout="\n".join(present), stderr="")
+
+    monkeypatch.setattr(node, "_ctr", ctr)
+    node._import_images(layout)
+    assert sorted(c[2] for c in calls if c[:2] == ("images", "import")) == sorted(map(str, archives.values()))
+    assert "registry.k8s.io/pause:3.10" in present and "docker.io/library/registry:2.8.1" in present
+    calls.clear()
+    node._import_images(layout)  # nothing changed: nothing imported
+    assert [c for c in calls if c[:2] == ("images", "import")] == []
+    archives["hub"] = tmp_path / "hub-fedcba9876543210.tar"  # its recipe changed
+    node._import_images(layout)
+    assert [c[2] for c in calls if c[:2] == ("images", "import")] == [str(archives["hub"])]
 
 
 def test_pods_resolve_through_coredns_on_the_bridge_address():
