@@ -125,6 +125,8 @@ def kube_apiserver_args(binary: Path, with_node: bool) -> list[str]:
             *args,
             f"--kubelet-client-certificate={d / 'kubelet-client.crt'}",
             f"--kubelet-client-key={d / 'kubelet-client.key'}",
+            # The node's name resolves nowhere; its InternalIP is where the kubelet listens.
+            "--kubelet-preferred-address-types=InternalIP",
         ]
     # Without a node no controller makes the default ServiceAccount a pod would be refused without.
     return [*args, "--disable-admission-plugins=ServiceAccount"]

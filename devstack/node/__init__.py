@@ -53,9 +53,17 @@ SYSCTLS = (
     "net/ipv4/conf/all/route_localnet",
 )
 # Folders outside ours that the node's programs make whatever they are told: the kubelet's device
-# plugin socket dir and /var/log/containers links, libcni's result cache, containerd's shim sockets.
+# plugin socket dir and /var/log/containers links, libcni's result cache, containerd's shim sockets, and
+# the hostPath folders (DirectoryOrCreate) of the application chart's builder and image cleaner.
 # `down` removes those that did not exist before `up`.
-OUTSIDE_PATHS = ("/var/lib/kubelet", "/var/log/containers", "/var/lib/cni", "/run/containerd")
+OUTSIDE_PATHS = (
+    "/var/lib/kubelet",
+    "/var/log/containers",
+    "/var/lib/cni",
+    "/run/containerd",
+    "/var/lib/binderadmin",
+    "/run/binderadmin",
+)
 
 
 def enabled(environ: dict | None = None) -> bool:
