@@ -34,30 +34,31 @@ def _run_build(argv: list[str], what: str, cwd: Path | None = None, env: dict | 
 
 def helm() -> Path:
     """The pinned helm binary, built with `go install` on first use."""
-    target = config.BIN_DIR / f"helm-{config.HELM_VERSION}"
+    ldflags = (
+        f"-X helm.sh/helm/v3/internal/version.version={config.HELM_VERSION} "
+        "-X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+    )
+    return _go_install("helm.sh/helm/v3/cmd/helm", config.HELM_VERSION, f"helm {config.HELM_VERSION}", ldflags)
+
+
+def coredns() -> Path:
+    """The pinned CoreDNS, the opt-in node's cluster DNS, built with `go install` on first use."""
+    return _go_install("github.com/coredns/coredns", config.COREDNS_VERSION, f"CoreDNS {config.COREDNS_VERSION}")
+
+
+def _go_install(package: str, version: str, what: str, ldflags: str = "") -> Path:
+    """`go install package@version` into BIN_DIR as `<binary>-<version>`, once; the cached binary after."""
+    binary = package.rsplit("/", 1)[-1]
+    target = config.BIN_DIR / f"{binary}-{version}"
     if target.exists():
         return target
     go = go_executable()
     config.BIN_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=config.BIN_DIR) as gobin:
-        ldflags = (
-            f"-X helm.sh/helm/v3/internal/version.version={config.HELM_VERSION} "
-            "-X helm.sh/helm/v3/internal/version.gitTreeState=clean"
-        )
-        _run_build(
-            [go, "install", "-ldflags", ldflags, f"helm.sh/helm/v3/cmd/helm@{config.HELM_VERSION}"],
-            f"helm {config.HELM_VERSION}",
-            env={"GOBIN": gobin, "CGO_ENABLED": "0"},
-        )
-        Path(gobin, "helm").rename(target)
+        flags = ["-ldflags", ldflags] if ldflags else []
+        _run_build([go, "install", *flags, f"{package}@{version}"], what, env={"GOBIN": gobin, "CGO_ENABLED": "0"})
+        Path(gobin, binary).rename(target)
     return target
-
-
-def coredns() -> Path:
-    """The pinned CoreDNS, the opt-in node's cluster DNS, built with `go install` on first use."""
-    target = config.BIN_DIR / f"coredns-{config.COREDNS_VERSION}"
-    if target.exists():
-        return target
     go = go_executable()
     config.BIN_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=config.BIN_DIR) as gobin:
