@@ -235,4 +235,53 @@ PODMAN = Recipe(
     config=OciConfig(cmd=("podman", "info"), workdir="/", env=(("PATH", DEFAULT_PATH),)),
 )
 
-RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (PAUSE, REGISTRY, HUB, CHP, SINGLEUSER, PODMAN)}
+# The frozen requirements of docker-image-cleaner's own image at its tag 1.0.0-beta.3; every one has a
+# wheel for bookworm's Python 3.11, so nothing is compiled.
+IMAGE_CLEANER_PINS = (
+    "docker-image-cleaner==1.0.0b3",
+    "cachetools==5.2.0",
+    "certifi==2022.9.24",
+    "charset-normalizer==2.1.1",
+    "docker==6.0.1",
+    "google-auth==2.14.0",
+    "idna==3.4",
+    "kubernetes==25.3.0",
+    "oauthlib==3.2.2",
+    "packaging==21.3",
+    "pyasn1==0.4.8",
+    "pyasn1-modules==0.2.8",
+    "pyparsing==3.0.9",
+    "python-dateutil==2.8.2",
+    "pyyaml==6.0",
+    "requests==2.28.1",
+    "requests-oauthlib==1.3.1",
+    "rsa==4.9",
+    "six==1.16.0",
+    "urllib3==1.26.12",
+    "websocket-client==1.4.1",
+)
+
+# BinderHub's image cleaner: a DaemonSet that deletes the builder's images when its disk fills up,
+# talking to the builder (podman here) through DOCKER_HOST; it cordons the node meanwhile.
+IMAGE_CLEANER = Recipe(
+    name="image-cleaner",
+    ref="quay.io/jupyterhub/docker-image-cleaner:1.0.0-beta.3",
+    packages=("python3", "python3-venv", "tini", "ca-certificates"),
+    steps=(
+        f"python3 -m venv {VENV}",
+        f"{PIP} --only-binary=:all: " + " ".join(IMAGE_CLEANER_PINS),
+        # As upstream checks its images: a broken install fails the build, not the pod.
+        f"{VENV}/bin/pip check",
+        f"{VENV}/bin/python -c 'import docker, kubernetes.client, docker_image_cleaner.cleaner'",
+    ),
+    # The upstream image runs as root (it reads the builder's socket and storage) with tini in front.
+    config=OciConfig(
+        entrypoint=("tini", "--", "docker-image-cleaner"),
+        workdir="/",
+        env=(("PATH", DEFAULT_PATH), ("PYTHONUNBUFFERED", "1")),
+    ),
+)
+
+RECIPES: dict[str, Recipe] = {
+    recipe.name: recipe for recipe in (PAUSE, REGISTRY, HUB, CHP, SINGLEUSER, PODMAN, IMAGE_CLEANER)
+}

@@ -35,7 +35,7 @@ from devstack.procs import DevstackError
 
 # The images the node's containerd gets at `up` (devstack/images builds them; no registry is reachable
 # here): its own sandbox image and those the application chart runs.
-IMAGES = ("pause", "registry", "hub", "configurable-http-proxy", "singleuser", "podman")
+IMAGES = ("pause", "registry", "hub", "configurable-http-proxy", "singleuser", "podman", "image-cleaner")
 # nftables for `nft`, to delete the empty tables iptables leaves behind.
 DEBIAN_PACKAGES = ("containerd", "runc", "containernetworking-plugins", "iptables", "conntrack", "nftables")
 # Started in this order and stopped in the reverse one.

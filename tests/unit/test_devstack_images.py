@@ -2,10 +2,12 @@
 
 import dataclasses
 import shlex
+import tarfile
 
 import pytest
+import yaml
 
-from devstack import images
+from devstack import config, images
 from devstack.images import build, recipes
 from devstack.images.__main__ import main as cli
 from devstack.images.recipes import GoProgram, OciConfig, Recipe
@@ -229,3 +231,31 @@ def test_archive_returns_the_cached_archive_of_a_known_image(upstream, tmp_path,
     archive.write_bytes(b"tar")
     archive.with_suffix(".json").write_text("{}")
     assert images.archive("hub") == archive
+
+
+def binderhub_chart_defaults() -> dict:
+    """The values.yaml of the BinderHub chart vendored in the application chart."""
+    (archive,) = (config.APP_CHART_DIR / "charts").glob("binderhub-*.tgz")
+    with tarfile.open(archive) as tar:
+        return yaml.safe_load(tar.extractfile("binderhub/values.yaml"))
+
+
+def test_image_cleaner_recipe_is_the_image_the_binderhub_chart_runs():
+    image = binderhub_chart_defaults()["imageCleaner"]["image"]
+    assert recipes.RECIPES["image-cleaner"].ref == f"{image['name']}:{image['tag']}"
+
+
+def test_image_cleaner_installs_only_exact_pins_of_distinct_packages():
+    names = [pin.split("==")[0].lower() for pin in recipes.IMAGE_CLEANER_PINS]
+    assert all(pin.count("==") == 1 and pin.split("==")[1] for pin in recipes.IMAGE_CLEANER_PINS)
+    assert len(names) == len(set(names))
+    assert "docker-image-cleaner" in names
+
+
+def test_image_cleaner_build_fails_when_the_installed_cleaner_cannot_be_imported():
+    steps = recipes.IMAGE_CLEANER.steps
+    install = next(i for i, step in enumerate(steps) if "docker-image-cleaner==" in step)
+    check = next(i for i, step in enumerate(steps) if "import" in step and "docker_image_cleaner" in step)
+    # mmdebstrap runs each step under `sh -e`, so a failing check after the install stops the build.
+    assert install < check
+    assert recipes.IMAGE_CLEANER.config.entrypoint == ("tini", "--", "docker-image-cleaner")
