@@ -1,11 +1,13 @@
-"""Benchmark: the platform list (1,000 platforms) and a platform page under 20 concurrent clients.
+"""Benchmark: the platform list and a platform page under 20 concurrent clients, at 10 and 1,000 platforms.
 
-Run:  .venv/bin/python bench/page_speed.py [--clients 20] [--seconds 10] [--platforms 1000] [--rounds 3]
-It fills its own SQLite database, serves the console with gunicorn (3 workers) on loopback,
-signs a console admin in (a session cookie), and has wrk (or N Python client threads) fetch
-each page for the given time, in several rounds (the machine's speed varies from minute to
-minute). It prints p50/p95 latency and requests per second, and the worst p95.
-Target on a 2-core machine: p95 under 100 ms for both pages.
+Run:  .venv/bin/python bench/page_speed.py [--clients 20] [--seconds 10] [--sizes 10,1000] [--rounds 3]
+For each size it fills its own SQLite database (in a child process, so each has its own Django
+setup), serves the console from it with gunicorn (3 workers) on loopback, and signs a console admin
+in (a session cookie). Then, in several rounds (the machine's speed varies from minute to minute),
+wrk (or N Python client threads) fetches each page of each size for the given time. It prints
+p50/p95 latency and requests per second, the worst p95, and the list's cost at the largest size
+over the smallest. Targets on a 2-core machine: p95 under 100 ms for both pages; the list at
+1,000 platforms within 1.2x of the list at 10.
 """
 
 import argparse
@@ -23,15 +25,30 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 WORK = Path(tempfile.mkdtemp(prefix="binderadmin-pagespeed-"))
-PORT = 18799
+FIRST_PORT = 18799
+SETTINGS = {
+    "DJANGO_SETTINGS_MODULE": "binderadmin.settings",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,testserver",
+    "DJANGO_DEBUG": "false",
+}
+
+
+def database_url(platforms: int) -> str:
+    return f"sqlite:///{WORK / f'bench-{platforms}.sqlite3'}"
+
+
+def prepare_in_child(platforms: int) -> str:
+    """Fill the database of `platforms` platforms in a child process; return its admin's session cookie."""
+    result = subprocess.run(
+        [sys.executable, __file__, "--prepare", str(platforms)],
+        env={**os.environ, **SETTINGS, "DATABASE_URL": database_url(platforms)},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return result.stdout.strip().splitlines()[-1]
 
 
 def prepare(platforms: int) -> str:
     """Create the database with `platforms` platforms; return an admin's session cookie."""
-    os.environ["DATABASE_URL"] = f"sqlite:///{WORK / 'bench.sqlite3'}"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "binderadmin.settings"
-    os.environ["DJANGO_ALLOWED_HOSTS"] = "127.0.0.1,testserver"
-    os.environ["DJANGO_DEBUG"] = "false"
     import django
 
     django.setup()
@@ -65,17 +82,17 @@ def prepare(platforms: int) -> str:
     return client.cookies["sessionid"].value
 
 
-def serve(workers: int) -> subprocess.Popen:
+def serve(workers: int, port: int, platforms: int) -> subprocess.Popen:
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "binderadmin.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{PORT}",
+        [sys.executable, "-m", "gunicorn", "binderadmin.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}",
          "--log-level", "warning"],
         cwd=REPO,
-        env=os.environ.copy(),
+        env={**os.environ, **SETTINGS, "DATABASE_URL": database_url(platforms)},
     )  # fmt: skip
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            http.client.HTTPConnection("127.0.0.1", PORT, timeout=1).request("GET", "/signed-out/")
+            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/signed-out/")
             return server
         except OSError:
             time.sleep(0.2)
@@ -93,12 +110,12 @@ end
 """
 
 
-def load_with_wrk(path: str, cookie: str, clients: int, seconds: float) -> tuple[float, float, float, int]:
+def load_with_wrk(port: int, path: str, cookie: str, clients: int, seconds: float) -> tuple[float, float, float, int]:
     """wrk (C, light on the CPU the server needs) with 2 threads; returns p50 ms, p95 ms, req/s, errors."""
     script = WORK / "wrk.lua"
     script.write_text(WRK_SCRIPT % cookie)
     result = subprocess.run(
-        ["wrk", "-t2", f"-c{clients}", f"-d{seconds:.0f}s", "-s", str(script), f"http://127.0.0.1:{PORT}{path}"],
+        ["wrk", "-t2", f"-c{clients}", f"-d{seconds:.0f}s", "-s", str(script), f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     line = next(row for row in result.stdout.splitlines() if row.startswith("RESULT"))
@@ -106,13 +123,13 @@ def load_with_wrk(path: str, cookie: str, clients: int, seconds: float) -> tuple
     return float(p50), float(p95), int(requests) / (int(duration_us) / 1e6), int(errors)
 
 
-def load(path: str, cookie: str, clients: int, seconds: float) -> tuple[list[float], float]:
+def load(port: int, path: str, cookie: str, clients: int, seconds: float) -> tuple[list[float], float]:
     latencies: list[float] = []
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
 
     def client() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         mine = []
         while time.monotonic() < stop_at:
             started = time.perf_counter()
@@ -133,42 +150,60 @@ def load(path: str, cookie: str, clients: int, seconds: float) -> tuple[list[flo
     return latencies, time.monotonic() - started
 
 
+def measure(port: int, path: str, cookie: str, args: argparse.Namespace, use_wrk: bool) -> tuple[float, float, str]:
+    """Load one page for the set time; return p50 and p95 in ms and the rest of its line."""
+    load(port, path, cookie, 2, 1)  # warm up
+    if use_wrk:
+        p50, p95, rate, errors = load_with_wrk(port, path, cookie, args.clients, args.seconds)
+        return p50, p95, f"{rate:6.1f} req/s   errors {errors}"
+    latencies, elapsed = load(port, path, cookie, args.clients, args.seconds)
+    quantiles = statistics.quantiles(latencies, n=100)
+    rest = f"{len(latencies) / elapsed:6.1f} req/s   ({len(latencies)} requests)"
+    return quantiles[49] * 1000, quantiles[94] * 1000, rest
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--platforms", type=int, default=1000)
+    parser.add_argument("--sizes", default="10,1000", help="numbers of platforms, comma-separated")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--rounds", type=int, default=3, help="times each page is loaded; the worst p95 is printed")
+    parser.add_argument("--prepare", type=int, help=argparse.SUPPRESS)  # the child that fills one database
     args = parser.parse_args()
-    cookie = prepare(args.platforms)
-    server = serve(args.workers)
+    if args.prepare is not None:
+        print(prepare(args.prepare))
+        return
+    sizes = sorted(int(size) for size in args.sizes.split(","))
+    cookies = {size: prepare_in_child(size) for size in sizes}
+    ports = {size: FIRST_PORT + index for index, size in enumerate(sizes)}
+    servers = [serve(args.workers, ports[size], size) for size in sizes]
     try:
-        setup = f"{args.platforms} platforms, {args.clients} clients, {args.seconds:.0f} s a page"
-        print(f"{setup}, gunicorn -w {args.workers}")
+        print(f"{args.clients} clients, {args.seconds:.0f} s a page, gunicorn -w {args.workers}, sizes {sizes}")
         use_wrk = shutil.which("wrk") is not None
         print("load generator:", "wrk -t2" if use_wrk else "Python threads (apt-get install wrk for a lighter one)")
         worst: dict[str, float] = {}
+        median_p50: dict[int, list[float]] = {size: [] for size in sizes}
         for round_number in range(1, args.rounds + 1):
-            for label, path in (("platform list", "/"), ("platform page", "/platforms/p0000/")):
-                load(path, cookie, 2, 1)  # warm up
-                if use_wrk:
-                    p50, p95, rate, errors = load_with_wrk(path, cookie, args.clients, args.seconds)
-                    extra = f"errors {errors}"
-                else:
-                    latencies, elapsed = load(path, cookie, args.clients, args.seconds)
-                    quantiles = statistics.quantiles(latencies, n=100)
-                    p50, p95, rate = quantiles[49] * 1000, quantiles[94] * 1000, len(latencies) / elapsed
-                    extra = f"({len(latencies)} requests)"
-                worst[label] = max(worst.get(label, 0.0), p95)
-                print(
-                    f"round {round_number}  {label:14} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms   "
-                    f"{rate:6.1f} req/s   {extra}"
-                )
-        print("worst p95 over the rounds: " + ", ".join(f"{label} {p95:.1f} ms" for label, p95 in worst.items()))
+            for size in sizes:
+                for label, path in (("platform list", "/"), ("platform page", "/platforms/p0000/")):
+                    p50, p95, rest = measure(ports[size], path, cookies[size], args, use_wrk)
+                    key = f"{label} at {size}"
+                    worst[key] = max(worst.get(key, 0.0), p95)
+                    if label == "platform list":
+                        median_p50[size].append(p50)
+                    print(f"round {round_number}  {key:22} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms   {rest}")
+        print("worst p95 over the rounds: " + ", ".join(f"{key} {p95:.1f} ms" for key, p95 in worst.items()))
+        if len(sizes) > 1:
+            small, large = statistics.median(median_p50[sizes[0]]), statistics.median(median_p50[sizes[-1]])
+            print(
+                f"platform list p50 (median of rounds): {large:.1f} ms at {sizes[-1]} vs {small:.1f} ms at {sizes[0]}"
+                f" = {large / small:.2f}x (target <= 1.2x)"
+            )
     finally:
-        server.terminate()
-        server.wait(10)
+        for server in servers:
+            server.terminate()
+            server.wait(10)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ page_speed.py gives the figures under load.
 import argparse
 import io
 import logging
+import os
 import statistics
 import sys
 import time
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--platforms", type=int, default=1000)
     parser.add_argument("--batches", type=int, default=15)
     args = parser.parse_args()
+    os.environ.update(page_speed.SETTINGS, DATABASE_URL=page_speed.database_url(args.platforms))
     cookie = page_speed.prepare(args.platforms)
     logging.disable(logging.WARNING)
     from django.core.wsgi import get_wsgi_application
@@ -37,7 +39,7 @@ def main() -> None:
     def get(path: str) -> None:
         environ = {
             "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": str(page_speed.PORT), "HTTP_HOST": "127.0.0.1", "HTTP_COOKIE": f"sessionid={cookie}",
+            "SERVER_PORT": str(page_speed.FIRST_PORT), "HTTP_HOST": "127.0.0.1", "HTTP_COOKIE": f"sessionid={cookie}",
             "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.input": io.BytesIO(), "wsgi.url_scheme": "http",
             "wsgi.errors": sys.stderr,
         }  # fmt: skip

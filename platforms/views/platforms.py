@@ -60,10 +60,12 @@ def list_rows(platforms) -> list[dict]:
     rows = list(platforms)
     links: dict[int, list[dict]] = {row["id"]: [] for row in rows}
     for link in ServiceLink.objects.filter(platform_id__in=links).values("platform_id", "name", "ready"):
-        link["label"] = SERVICE_LABELS.get(link["name"], link["name"])
         links[link["platform_id"]].append(link)
+    # One reverse() for the page, not one a row (it was most of a row's cost): a platform's name is a
+    # DNS label, which a path holds as it is.
+    detail_prefix = reverse("platform_detail", args=["_"]).removesuffix("_/")
     for row in rows:
-        row["url"] = reverse("platform_detail", args=[row["name"]])
+        row["url"] = f"{detail_prefix}{row['name']}/"
         row["links"] = [
             {
                 **link,
