@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
+from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from platforms import access_repair, deploy, provisioning
@@ -34,6 +35,11 @@ def enqueue_link_sync(platform: Platform) -> bool:
         return False
     async_task("platforms.tasks.sync_links", platform.pk, task_name=f"sync-links-{platform.pk}")
     return True
+
+
+def queue_length() -> int:
+    """Tasks waiting in the broker (Redis, or the database's queue table); raises when it does not answer."""
+    return get_broker().queue_size()
 
 
 REALM_TARGET = "realm groups"

@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from mozilla_django_oidc.views import OIDCAuthenticationRequestView, OIDCLogoutView
 
-from platforms.views import access, auth, clusters, platforms
+from platforms.views import access, auth, clusters, health, platforms
 
 urlpatterns = [
     path("", platforms.platform_list, name="platform_list"),
@@ -47,4 +47,5 @@ urlpatterns = [
     path("oidc/logout/", login_not_required(OIDCLogoutView.as_view()), name="oidc_logout"),
     path("signed-out/", auth.logged_out, name="logged_out"),
     path("sign-in-failed/", auth.login_failed, name="login_failed"),
+    path("health/", health.health_check, name="health"),
 ]
