@@ -140,8 +140,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web server and the worker write at the same time: wait for the lock instead of failing,
     # and take it at the start of each transaction so two writers cannot deadlock.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
-    # A file, not memory, so a real worker process in the integration tests sees the test data.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    # A file, not memory, so a real worker process in the integration tests sees the test data;
+    # TEST_DATABASE_PATH gives a second test run on the same checkout its own.
+    DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_PATH", str(BASE_DIR / "test-db.sqlite3"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-gb"

@@ -82,6 +82,7 @@ def test_no_page_scrolls_sideways_on_a_phone(
         f"/platforms/{name}/delete/",
         f"/platforms/{name}/users/",
         "/access/",
+        "/audit/",
         "/clusters/",
         "/clusters/register/",
         f"/clusters/{cluster}/",

@@ -63,6 +63,7 @@ PAGES = [
     "/platforms/demo/users/",
     "/platforms/demo/users/?q=b",  # with search results and their Add buttons
     "/access/",
+    "/audit/?platform=demo",
     "/clusters/",
     "/clusters/register/",
     "/clusters/prod/",
