@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from mozilla_django_oidc.views import OIDCAuthenticationRequestView, OIDCLogoutView
 
-from platforms.views import access, auth, clusters, health, platforms
+from platforms.views import access, audit, auth, clusters, health, platforms
 
 urlpatterns = [
     path("", platforms.platform_list, name="platform_list"),
