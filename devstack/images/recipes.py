@@ -282,6 +282,75 @@ IMAGE_CLEANER = Recipe(
     ),
 )
 
+# --- The console itself, which its own chart (charts/binderadmin) runs ------------------------------
+
+CONSOLE_HOME = "/srv/binderadmin"
+# What of the repository the console runs: its code, templates, static files and pinned requirements.
+CONSOLE_SOURCES = ("manage.py", "requirements.txt", "binderadmin", "platforms", "templates", "static")
+# Production settings refuse to start without their secrets; collectstatic reads none of them.
+COLLECTSTATIC_ENV = " ".join(
+    f"{name}=unused-at-build"
+    for name in ("DJANGO_SECRET_KEY", "KEYCLOAK_ADMIN_CLIENT_SECRET", "OIDC_RP_CLIENT_SECRET", "FIELD_ENCRYPTION_KEYS")
+)
+
+
+def console_files() -> tuple[tuple[str, str], ...]:
+    """The console's files at their place in the image; being part of the recipe, a change of code rebuilds it."""
+    paths = []
+    for name in CONSOLE_SOURCES:
+        path = config.REPO_DIR / name
+        paths += [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return tuple(
+        (f"{CONSOLE_HOME}/{path.relative_to(config.REPO_DIR)}", path.read_text())
+        for path in paths
+        if "__pycache__" not in path.parts
+    )
+
+
+# The web server (gunicorn) and the worker (qcluster) in one image; the chart gives the command. Static
+# files are collected here and served by WhiteNoise, so the root filesystem can be read-only.
+CONSOLE = Recipe(
+    name="binderadmin",
+    ref="localhost/binderadmin:0.1.0",
+    packages=("python3", "python3-venv", "tini", "ca-certificates"),
+    files=console_files(),
+    # The worker runs helm; the same pinned helm as the local stack's.
+    go=(
+        GoProgram(
+            dest="/usr/local/bin/helm",
+            package="helm.sh/helm/v3/cmd/helm",
+            module="helm.sh/helm/v3",
+            version=config.HELM_VERSION,
+            ldflags=(
+                f"-X helm.sh/helm/v3/internal/version.version={config.HELM_VERSION} "
+                "-X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+            ),
+        ),
+    ),
+    steps=(
+        "useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin binderadmin",
+        f"python3 -m venv {VENV}",
+        f"{PIP} --only-binary=:all: -r {CONSOLE_HOME}/requirements.txt",
+        f"{VENV}/bin/pip check",
+        f"cd {CONSOLE_HOME} && BINDERADMIN_PRODUCTION=1 {COLLECTSTATIC_ENV} python manage.py collectstatic --noinput",
+        f"python -m compileall -q {CONSOLE_HOME}",
+    ),
+    config=OciConfig(
+        entrypoint=("tini", "--"),
+        cmd=("gunicorn", "binderadmin.wsgi", "--bind=0.0.0.0:8000", "--no-control-socket"),
+        user="10001:10001",
+        workdir=CONSOLE_HOME,
+        env=(
+            ("PATH", DEFAULT_PATH),
+            ("LANG", "C.UTF-8"),
+            ("PYTHONUNBUFFERED", "1"),
+            ("PYTHONDONTWRITEBYTECODE", "1"),
+            ("HOME", "/tmp"),
+        ),
+        ports=("8000",),
+    ),
+)
+
 RECIPES: dict[str, Recipe] = {
-    recipe.name: recipe for recipe in (PAUSE, REGISTRY, HUB, CHP, SINGLEUSER, PODMAN, IMAGE_CLEANER)
+    recipe.name: recipe for recipe in (PAUSE, REGISTRY, HUB, CHP, SINGLEUSER, PODMAN, IMAGE_CLEANER, CONSOLE)
 }

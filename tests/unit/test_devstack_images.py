@@ -118,6 +118,8 @@ def test_recipes_carry_the_exact_references_the_charts_use():
         "quay.io/podman/stable:v5.8.1",
         "quay.io/jupyterhub/k8s-singleuser-sample:4.2.0",
         "registry.k8s.io/pause:3.10",
+        # The console's own chart (charts/binderadmin; its test checks the reference).
+        "localhost/binderadmin:0.1.0",
     }
     assert all(name == recipe.name for name, recipe in recipes.RECIPES.items())
 
