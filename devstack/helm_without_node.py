@@ -11,7 +11,8 @@ Deployment; every other command goes to the pinned helm untouched. DaemonSets ne
 kube-controller-manager's daemonset controller reports them complete on a cluster with no nodes.
 The application chart has no StatefulSet; one would need the same treatment.
 
-Only the local stack uses this; the real node of a later issue removes it.
+Only the local stack uses this. With the opt-in node it stays the tests' helm, so the shared stack's
+releases land no pod there; the console's releases that should run go through helm-on-node.
 
 Run as a script by helm (manifests on stdin, the paused ones on stdout), so it imports nothing from
 devstack: helm starts it from wherever the console runs.
@@ -23,6 +24,7 @@ import re
 import shlex
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -40,36 +42,52 @@ def wrapper_path(bin_dir: Path) -> Path:
     return bin_dir / WRAPPER_NAME
 
 
-def wrapper_script(helm: Path, python: Path, post_renderer: Path) -> str:
-    """The shell script that adds this post-renderer to helm's install and upgrade."""
-    real, renderer = shlex.quote(str(helm)), shlex.quote(str(python))
-    script = shlex.quote(str(post_renderer))
-    return f"""#!/bin/sh
-# {WRAPPER_NAME}, written by `python -m devstack up` from devstack/helm_without_node.py: do not edit.
+# What helm-without-node's script says of itself.
+COMMENT = """\
 # The local stack has no node, so no pod runs and `helm --wait` would never see a Deployment ready.
 # install and upgrade pause every Deployment (helm counts a paused one as ready); anything else is
-# plain helm. The real node (a later issue) removes this wrapper.
-case "$1" in
-    install|upgrade) exec {real} "$@" --post-renderer {renderer} --post-renderer-args {script} ;;
+# plain helm. With the node, helm-on-node (devstack/node/helm_on_node.py) is the console's helm instead.
+"""
+
+
+@dataclass(frozen=True)
+class Wrapper:
+    """A helm wrapper: its file name, the post-renderer script its install and upgrade add, and what it says."""
+
+    name: str = WRAPPER_NAME
+    post_renderer: Path = Path(__file__).resolve()
+    renderer_args: tuple[str, ...] = ()
+    comment: str = COMMENT
+
+
+def wrapper_script(helm: Path, python: Path, wrapper: Wrapper = Wrapper()) -> str:
+    """The shell script that adds the wrapper's post-renderer to helm's install and upgrade."""
+    real, renderer = shlex.quote(str(helm)), shlex.quote(str(python))
+    args = (str(wrapper.post_renderer), *wrapper.renderer_args)
+    flags = " ".join(f"--post-renderer-args {shlex.quote(arg)}" for arg in args)
+    return f"""#!/bin/sh
+# {wrapper.name}, written by `python -m devstack up`: do not edit.
+{wrapper.comment}case "$1" in
+    install|upgrade) exec {real} "$@" --post-renderer {renderer} {flags} ;;
 esac
 exec {real} "$@"
 """
 
 
-def write_wrapper(bin_dir: Path, helm: Path, python: Path | None = None) -> Path:
+def write_wrapper(bin_dir: Path, helm: Path, python: Path | None = None, wrapper: Wrapper = Wrapper()) -> Path:
     """Write the wrapper (only when it changed) and return its path.
 
     It is replaced by a rename, so a helm started meanwhile by a test or the console never runs half a file.
     """
-    path = wrapper_path(bin_dir)
-    text = wrapper_script(helm, python or Path(sys.executable), Path(__file__).resolve())
+    path = bin_dir / wrapper.name
+    text = wrapper_script(helm, python or Path(sys.executable), wrapper)
     try:
         if path.read_text() == text and os.access(path, os.X_OK):
             return path
     except OSError:
         pass
     bin_dir.mkdir(parents=True, exist_ok=True)
-    descriptor, partial = tempfile.mkstemp(prefix=f".{WRAPPER_NAME}-", dir=bin_dir)
+    descriptor, partial = tempfile.mkstemp(prefix=f".{wrapper.name}-", dir=bin_dir)
     try:
         with os.fdopen(descriptor, "w") as out:
             out.write(text)

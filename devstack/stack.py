@@ -48,6 +48,10 @@ NODE_CONTROLLERS = ",".join(
         "pod-garbage-collector-controller",
         "node-lifecycle-controller",
         "taint-eviction-controller",
+        # Claims and volumes are real with the node (devstack/volumes.py makes hostPath volumes): a
+        # deleted one goes once no pod uses it.
+        "persistentvolumeclaim-protection-controller",
+        "persistentvolume-protection-controller",
     )
 )
 
@@ -188,11 +192,17 @@ def up_controller_manager(with_node: bool = False) -> None:
     procs.wait_until("kube-controller-manager", lambda: time.monotonic() > deadline, 10, "running")
 
 
-def up_volume_binder() -> None:
-    """Start the stand-in volume controller (devstack/volumes.py) unless it runs."""
-    if procs.running_pid(volumes.NAME):
-        return
-    procs.start(volumes.NAME, [sys.executable, "-m", "devstack.volumes"], cwd=config.REPO_DIR)
+def volume_binder_args(with_node: bool) -> list[str]:
+    """The volume binder's command line: with the node it makes real hostPath volumes (devstack/volumes.py)."""
+    args = [sys.executable, "-m", "devstack.volumes"]
+    return [*args, f"--volumes-dir={node.LAYOUT.volumes_dir}"] if with_node else args
+
+
+def up_volume_binder(with_node: bool = False) -> None:
+    """Start the stand-in volume controller unless it runs in this mode (one in the other is restarted)."""
+    args = volume_binder_args(with_node)
+    if not _running_as(volumes.NAME, args):
+        procs.start(volumes.NAME, args, cwd=config.REPO_DIR)
 
 
 def write_kubeconfig() -> Path:
@@ -265,22 +275,30 @@ def up() -> dict[str, str]:
     up_keycloak(wait=False)
     chart_repo.up()
     up_etcd()
-    with_node = node.enabled() and not node.unsupported_reason()
+    # A node that runs keeps the stack in node mode until `down`, whoever runs `up` without DEVSTACK_NODE.
+    with_node = (node.enabled() or bool(node.running())) and not node.unsupported_reason()
     up_kube_apiserver(with_node)
     up_controller_manager(with_node)
-    up_volume_binder()
+    up_volume_binder(with_node)
     up_keycloak()
     if node.enabled():
         node.up()
-    environment = console_env(helm_without_node.write_wrapper(config.BIN_DIR, helm))
+    environment = console_env(helm_without_node.write_wrapper(config.BIN_DIR, helm), with_node)
     write_env_file(environment)
     print(f"devstack: up in {time.monotonic() - started:.1f}s", flush=True)
     return environment
 
 
-def console_env(helm: Path | None = None) -> dict[str, str]:
-    """The console's environment; its helm is helm-without-node (see devstack/helm_without_node.py)."""
-    return {
+def console_env(helm: Path | None = None, with_node: bool | None = None) -> dict[str, str]:
+    """The console's environment; its helm is helm-without-node (see devstack/helm_without_node.py).
+
+    With the node (by default: when it runs) also NODE_HELM_EXECUTABLE, the helm whose releases run
+    there (devstack/node/helm_on_node.py), and KEYCLOAK_URL_FROM_CLUSTERS, where pods reach Keycloak
+    (devstack/node/relay.py).
+    """
+    if with_node is None:
+        with_node = bool(node.running())
+    environment = {
         "KEYCLOAK_URL": config.KEYCLOAK_URL,
         "KEYCLOAK_REALM": config.REALM,
         "OIDC_RP_CLIENT_ID": config.CONSOLE_CLIENT_ID,
@@ -291,6 +309,10 @@ def console_env(helm: Path | None = None) -> dict[str, str]:
         "DEVSTACK_KUBECONFIG": str(config.KUBECONFIG),
         "APP_CHART_REPO_URL": config.CHART_REPO_URL,
     }
+    if with_node:
+        environment["NODE_HELM_EXECUTABLE"] = str(node.helm_wrapper_path())
+        environment["KEYCLOAK_URL_FROM_CLUSTERS"] = f"http://{node.GATEWAY}:{config.PORTS.keycloak}"
+    return environment
 
 
 def write_env_file(environment: dict[str, str]) -> None:

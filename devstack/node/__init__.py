@@ -7,15 +7,16 @@ import shutil
 import signal
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from devstack import certs, config, images, procs, tools
+from devstack import certs, config, helm_without_node, images, procs, tools
 from devstack.images import recipes
 from devstack.images.build import canonical_ref
-from devstack.node import dns
+from devstack.node import dns, helm_on_node, relay
 from devstack.node.cleanup import cgroup_dirs, empty_tables, iptables_cleanup, mounts_under, sysctls_to_restore
 from devstack.node.render import (
     BRIDGE,
@@ -24,6 +25,7 @@ from devstack.node.render import (
     GATEWAY,
     NODE_NAME,
     POD_CIDR,
+    TAINT,
     Layout,
     render_cni_conflist,
     render_containerd_config,
@@ -39,7 +41,7 @@ IMAGES = ("pause", "registry", "hub", "configurable-http-proxy", "singleuser", "
 # nftables for `nft`, to delete the empty tables iptables leaves behind.
 DEBIAN_PACKAGES = ("containerd", "runc", "containernetworking-plugins", "iptables", "conntrack", "nftables")
 # Started in this order and stopped in the reverse one.
-PROCESSES = ("containerd", "coredns", "kube-scheduler", "kubelet", "kube-proxy")
+PROCESSES = ("containerd", "coredns", relay.NAME, "kube-scheduler", "kubelet", "kube-proxy")
 # Kernel settings that the kubelet (setupKernelTunables), the CNI bridge (isGateway turns on
 # forwarding) or kube-proxy may change: remembered before `up`, put back by `down`.
 SYSCTLS = (
@@ -144,7 +146,11 @@ def up(layout: Layout = LAYOUT) -> None:
     (layout.root / "Corefile").write_text(render_corefile())
     _up_containerd(layout)
     _import_images(layout)
+    write_helm_wrapper()
     _up_coredns(layout)
+    if not procs.running_pid(relay.NAME):
+        ports = [str(config.PORTS.keycloak), str(config.PORTS.chart_repo)]
+        procs.start(relay.NAME, [sys.executable, "-m", "devstack.node.relay", GATEWAY, *ports], cwd=config.REPO_DIR)
     kubeconfig = str(config.KUBECONFIG)
     _start_once(
         "kube-scheduler",
@@ -237,6 +243,32 @@ def _import_images(layout: Layout) -> None:
         imported_file.write_text(json.dumps(imported, indent=1) + "\n")
 
 
+HELM_WRAPPER = "helm-on-node"
+
+
+def helm_wrapper_path() -> Path:
+    """The console's helm with the node (devstack/node/helm_on_node.py); the tests' stays helm-without-node."""
+    return config.BIN_DIR / HELM_WRAPPER
+
+
+def write_helm_wrapper() -> Path:
+    """Write helm-on-node for the images the node now has (rewritten only when they change)."""
+    settings = {
+        "toleration": {**TAINT, "operator": "Equal"},
+        "images": sorted(canonical_ref(recipes.RECIPES[name].ref) for name in IMAGES),
+    }
+    wrapper = helm_without_node.Wrapper(
+        name=HELM_WRAPPER,
+        post_renderer=Path(helm_on_node.__file__).resolve(),
+        renderer_args=(json.dumps(settings, sort_keys=True),),
+        comment=(
+            "# The console's helm when the local stack has its node: install and upgrade let the release's\n"
+            "# workloads tolerate the node's taint where the node has their images (devstack/node/helm_on_node.py).\n"
+        ),
+    )
+    return helm_without_node.write_wrapper(config.BIN_DIR, tools.helm(), wrapper=wrapper)
+
+
 def _api(method: str, path: str) -> dict | None:
     """One call to the local kube-apiserver as the admin; None for 404."""
     request = urllib.request.Request(
@@ -298,7 +330,7 @@ def down(layout: Layout = LAYOUT) -> list[str]:
     """
     if not layout.before_file.exists() and not running():
         return []
-    done = [name for name in ("kube-proxy", "kubelet", "kube-scheduler", "coredns") if procs.stop(name)]
+    done = [name for name in ("kube-proxy", "kubelet", "kube-scheduler", relay.NAME, "coredns") if procs.stop(name)]
     if procs.running_pid("containerd"):
         _remove_containers(layout)
     if procs.stop("containerd"):

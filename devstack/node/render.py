@@ -68,6 +68,11 @@ class Layout:
         return self.root / "pods"
 
     @property
+    def volumes_dir(self) -> Path:
+        """The folders of the hostPath volumes the volume binder makes (devstack/volumes.py); kept across `down`."""
+        return self.root / "volumes"
+
+    @property
     def before_file(self) -> Path:
         """What the machine had before the first `up`: the kernel settings and which outside folders were absent."""
         return self.root / "before-up.json"
