@@ -4,19 +4,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint down status clean chromium
+.PHONY: run test lint down status clean chromium redis
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) redis
 	$(PY) -m devstack up
 	$(PY) manage.py migrate --noinput
 	bash devstack/run-console.sh
 
-test: $(STAMP) lint chromium
+test: $(STAMP) lint chromium redis
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
 
@@ -26,6 +26,13 @@ chromium:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# The local stack runs Debian's redis-server, the worker tests' second broker.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing Debian's redis-server for the local stack"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -247,7 +247,9 @@ ACCESS_CHECK_INTERVAL_SECONDS = env_int("ACCESS_CHECK_INTERVAL_SECONDS", 300)
 # --- Background work (django-q2): the ORM broker by default, Redis when REDIS_URL is set ----------
 REDIS_URL = env_str("REDIS_URL", "")
 Q_CLUSTER = {
-    "name": "binderadmin",
+    # The queue's name: consoles (or test runs) sharing one Redis each need their own. django-q2 reads
+    # Q_CLUSTER_NAME itself too; naming the cluster with it keeps both readings the same.
+    "name": env_str("Q_CLUSTER_NAME", "binderadmin"),
     "workers": env_int("Q_WORKERS", 2),
     "timeout": HELM_TIMEOUT_SECONDS + 60,
     "retry": HELM_TIMEOUT_SECONDS + 120,

@@ -38,6 +38,7 @@ class Ports:
     keycloak: int = _port("DEVSTACK_KEYCLOAK_PORT", 18080)
     keycloak_management: int = _port("DEVSTACK_KEYCLOAK_MANAGEMENT_PORT", 18090)
     chart_repo: int = _port("DEVSTACK_CHART_REPO_PORT", 18081)
+    redis: int = _port("DEVSTACK_REDIS_PORT", 16379)
 
 
 PORTS = Ports()
@@ -57,6 +58,9 @@ ENV_FILE = RUN_DIR / "env"
 KEYCLOAK_URL = f"http://{HOST}:{PORTS.keycloak}"
 KUBE_URL = f"https://{HOST}:{PORTS.kube_apiserver}"
 CHART_REPO_URL = f"http://{HOST}:{PORTS.chart_repo}"
+# Not in the console's environment: the console keeps the database as its queue unless REDIS_URL is
+# set; the worker tests also run with this Redis as the broker.
+REDIS_URL = f"redis://{HOST}:{PORTS.redis}/0"
 
 # The application chart and the versions the local chart repository publishes of it: two releases,
 # so that install and upgrade can both be exercised, and one pre-release, which the console hides

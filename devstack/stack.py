@@ -2,6 +2,7 @@
 
 import base64
 import shutil
+import socket
 import ssl
 import sys
 import time
@@ -11,7 +12,7 @@ import yaml
 
 from devstack import certs, chart_repo, config, crds, helm_without_node, node, procs, tools, volumes
 
-PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "keycloak", chart_repo.NAME, volumes.NAME)
+PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "keycloak", chart_repo.NAME, volumes.NAME, "redis")
 # The controllers a real cluster runs for what the application chart creates, where they work without
 # a node: namespaces that finish deleting, owned objects that go with their owner, and the status of
 # DaemonSets and Deployments, which `helm --wait` reads (with no node a DaemonSet wants no pods and is
@@ -198,6 +199,27 @@ def volume_binder_args(with_node: bool) -> list[str]:
     return [*args, f"--volumes-dir={node.LAYOUT.volumes_dir}"] if with_node else args
 
 
+def redis_ready() -> bool:
+    try:
+        with socket.create_connection((config.HOST, config.PORTS.redis), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def up_redis() -> None:
+    """Start Redis (the worker tests' second broker) in memory only, unless it runs."""
+    if procs.running_pid("redis"):
+        return
+    procs.check_port_free("redis", config.PORTS.redis)
+    argv = [str(tools.redis_server()), "--bind", config.HOST, "--port", str(config.PORTS.redis)]
+    # Its own process title would overwrite the environment procs.running_pid() recognises it by.
+    argv += ["--save", "", "--appendonly", "no", "--set-proc-title", "no"]
+    procs.start("redis", argv, cwd=config.RUN_DIR)
+    procs.wait_until("redis", redis_ready, 30, "answering PING")
+
+
 def up_volume_binder(with_node: bool = False) -> None:
     """Start the stand-in volume controller unless it runs in this mode (one in the other is restarted)."""
     args = volume_binder_args(with_node)
@@ -268,6 +290,7 @@ def up() -> dict[str, str]:
     tools.kube_apiserver()
     tools.kube_controller_manager()
     tools.keycloak()
+    tools.redis_server()
     if node.enabled():
         node.build()
     chart_repo.build(helm)  # a few seconds; only when the chart or its published versions changed
@@ -280,6 +303,7 @@ def up() -> dict[str, str]:
     up_kube_apiserver(with_node)
     up_controller_manager(with_node)
     up_volume_binder(with_node)
+    up_redis()
     up_keycloak()
     if node.enabled():
         node.up()
@@ -338,6 +362,7 @@ def status() -> dict[str, str]:
         chart_repo.NAME: chart_repo.ready,
         volumes.NAME: lambda: True,  # it has no endpoint; running is all there is to know
         "kube-controller-manager": lambda: True,  # likewise
+        "redis": redis_ready,
     }
     checks.update({name: lambda: True for name in node.PROCESSES})
     checks["kubelet"] = node.node_ready

@@ -158,6 +158,14 @@ def keycloak() -> Path:
     return home
 
 
+def redis_server() -> Path:
+    """Debian's redis-server (`make test` and `make run` install it with apt-get when it is missing)."""
+    found = shutil.which("redis-server")
+    if not found:
+        raise DevstackError("redis-server is not installed: run `apt-get install redis-server`, then run again.")
+    return Path(found)
+
+
 def java_home(jvm_root: Path = Path("/usr/lib/jvm")) -> Path:
     """A JDK that Keycloak supports: JAVA_HOME if it is new enough, else the newest in jvm_root."""
     candidates: list[Path] = []
