@@ -237,8 +237,13 @@ APP_VERSIONS_CACHE_SECONDS = env_int("APP_VERSIONS_CACHE_SECONDS", 300)
 
 # How long an uninstall waits for the platform's namespace to be gone before reporting it stuck.
 NAMESPACE_DELETE_TIMEOUT_SECONDS = env_int("NAMESPACE_DELETE_TIMEOUT_SECONDS", 120)
-# A queued operation older than this is handed to the worker again (its task may have been lost).
+# A queued operation no worker has taken for this long is handed to the worker again (its task may
+# have been lost); one a worker took is sent again as soon as that worker is found dead.
 QUEUED_OPERATION_GRACE_SECONDS = env_int("QUEUED_OPERATION_GRACE_SECONDS", 300)
+# The longest a reconcile pass may run; a pass that dies holding the lock frees it after this.
+RECONCILE_PASS_MAX_SECONDS = env_int("RECONCILE_PASS_MAX_SECONDS", 120)
+# How many clusters a reconcile pass asks at the same time.
+RECONCILE_CLUSTERS_AT_ONCE = env_int("RECONCILE_CLUSTERS_AT_ONCE", 8)
 # How often a page watching a platform may trigger a check of its service links, in seconds.
 LINK_SYNC_MIN_INTERVAL_SECONDS = env_int("LINK_SYNC_MIN_INTERVAL_SECONDS", 3)
 # How often the worker checks that Keycloak still has the platforms' groups and clients, in seconds.

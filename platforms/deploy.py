@@ -10,7 +10,6 @@ import secrets
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import bcrypt
 from django.conf import settings
@@ -25,7 +24,7 @@ from platforms.models import Cluster, Operation, Platform, ServiceLink
 from platforms.service_addresses import CheckedLink, check_links
 from platforms.services import helm, kube
 from platforms.services.errors import Conflict, ServiceError
-from platforms.services.types import ReleaseInfo, ReleaseSpec
+from platforms.services.types import ReleaseInfo, ReleaseSpec, ServiceLinkInfo
 from platforms.values import REGISTRY_USERNAME, SERVICE_LABELS, ValuesInput, build_values, ingress_urls, known_links
 
 logger = logging.getLogger(__name__)
@@ -266,7 +265,16 @@ class StuckNamespace(ServiceError):
 
 
 def sync_service_links(platform_id: int) -> bool:
-    """Record the platform's service links from the cluster; return True if an upgrade must follow.
+    """Read the platform's service links from the cluster and apply them (see apply_links)."""
+    platform = Platform.objects.select_related("cluster").filter(pk=platform_id).first()
+    if platform is None or platform.status not in (Platform.Status.INSTALLING, Platform.Status.UPGRADING):
+        return False
+    cluster = platform.cluster
+    return apply_links(platform, kube.get_kube().service_links(cluster.access(), platform.name, cluster.exposure))
+
+
+def apply_links(platform: Platform, found: list[ServiceLinkInfo]) -> bool:
+    """Record the links the cluster reported for the platform; return True if an upgrade must follow.
 
     - an address the cluster reported is refused (platforms.service_addresses): the platform
       waits, saying why, and nothing of it reaches a link, Keycloak or Helm;
@@ -274,11 +282,7 @@ def sync_service_links(platform_id: int) -> bool:
       True, so the caller requests a follow-up upgrade that sets hub_url and the OAuth callbacks;
     - every service ready and the values up to date: the platform is Deployed.
     """
-    platform = Platform.objects.select_related("cluster").filter(pk=platform_id).first()
-    if platform is None or platform.status not in (Platform.Status.INSTALLING, Platform.Status.UPGRADING):
-        return False
     cluster = platform.cluster
-    found = kube.get_kube().service_links(cluster.access(), platform.name, cluster.exposure)
     checked = check_links(found, cluster.zenith_base_domain, expected_ingress_urls(platform))
     record_links(platform, checked)
     if platform.operations.filter(state__in=Operation.ACTIVE_STATES).exists():
@@ -286,9 +290,10 @@ def sync_service_links(platform_id: int) -> bool:
     problems = [link.problem for link in checked if link.problem]
     for problem in problems:
         logger.warning("platform=%s %s", platform.name, problem)
-    if not problems and platform.ready_links() != platform.deployed_links:
+    ready = {link.name: link.url for link in checked if link.ready}
+    if not problems and ready != platform.deployed_links:
         return True
-    if checked and all(link.ready for link in checked) and len(checked) == len(SERVICES):
+    if checked and len(ready) == len(checked) == len(SERVICES):
         message, status = "", Platform.Status.DEPLOYED
     else:
         message, status = " ".join(problems) or waiting_message(cluster, checked), platform.status
@@ -316,78 +321,28 @@ def waiting_message(cluster: Cluster, checked: list[CheckedLink]) -> str:
 
 
 def record_links(platform: Platform, checked: list[CheckedLink]) -> None:
+    """Store the checked links, writing only those that changed (a pass looks at many platforms)."""
     now = timezone.now()
+    recorded = {link.name: (link.url, link.ready) for link in platform.service_links.all()}
     for link in checked:
-        ServiceLink.objects.update_or_create(
-            platform=platform, name=link.name, defaults={"url": link.url, "ready": link.ready, "seen_at": now}
-        )
-    ServiceLink.objects.filter(platform=platform).exclude(name__in=[link.name for link in checked]).delete()
-
-
-def orphaned_operations() -> list[int]:
-    """Operations left running by a dead worker (or queued so long their task was lost), reset to queued.
-
-    A worker on this host is dead when its pid is gone; on another host, when the operation has
-    run longer than the task timeout (django-q2 would have killed it by then).
-    """
-    now = timezone.now()
-    here = socket.gethostname()
-    stale_after = timezone.timedelta(seconds=settings.Q_CLUSTER["timeout"] + 60)
-    reset = []
-    for operation in Operation.objects.filter(state=Operation.State.RUNNING):
-        host, _, pid = operation.worker.partition(":")
-        dead = (host == here and not pid_alive(pid)) or (
-            operation.started_at and now - operation.started_at > stale_after
-        )
-        if dead:
-            updated = Operation.objects.filter(pk=operation.pk, state=Operation.State.RUNNING, worker=operation.worker)
-            if updated.update(state=Operation.State.QUEUED, worker="", started_at=None):
-                reset.append(operation.pk)
-    lost_after = now - timezone.timedelta(seconds=settings.QUEUED_OPERATION_GRACE_SECONDS)
-    lost = Operation.objects.filter(state=Operation.State.QUEUED, requested_at__lt=lost_after)
-    return reset + list(lost.values_list("pk", flat=True))
-
-
-def pid_alive(pid: str) -> bool:
-    """True if the process runs; a killed worker may linger as a zombie, which counts as dead."""
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
-
-
-def platforms_waiting_for_links() -> list[int]:
-    """Platforms whose release is deployed but whose services are not all exposed yet."""
-    waiting = Platform.objects.filter(status__in=[Platform.Status.INSTALLING, Platform.Status.UPGRADING])
-    waiting = waiting.exclude(operations__state__in=Operation.ACTIVE_STATES)
-    return list(waiting.values_list("pk", flat=True))
-
-
-def check_releases() -> None:
-    """Mark Deployed platforms Failed when their Helm release is gone or broken on the cluster."""
-    deployed = Platform.objects.filter(status=Platform.Status.DEPLOYED).select_related("cluster")
-    for platform in deployed.exclude(operations__state__in=Operation.ACTIVE_STATES):
-        try:
-            release = helm.get_helm().release(platform.name, platform.cluster.access())
-        except ServiceError as exc:
-            logger.warning("platform=%s release not checked: %s", platform.name, exc)
-            continue
-        if release is None:
-            message = "The Helm release is missing from the cluster. Retry to install it again."
-        elif release.status != "deployed":
-            message = (
-                f"Helm reports the release as {release.status} (revision {release.revision}). Retry to upgrade it."
+        if recorded.get(link.name) != (link.url, link.ready):
+            ServiceLink.objects.update_or_create(
+                platform=platform, name=link.name, defaults={"url": link.url, "ready": link.ready, "seen_at": now}
             )
-        else:
-            continue
-        Platform.objects.filter(pk=platform.pk, status=Platform.Status.DEPLOYED).update(
-            status=Platform.Status.FAILED, status_message=message, updated_at=timezone.now()
-        )
-        logger.warning("platform=%s disagrees with Helm: %s", platform.name, message)
+    if set(recorded) - {link.name for link in checked}:
+        ServiceLink.objects.filter(platform=platform).exclude(name__in=[link.name for link in checked]).delete()
+    ServiceLink.objects.filter(platform=platform).update(seen_at=now)
+
+
+def check_release(platform: Platform, release: ReleaseInfo | None) -> None:
+    """Mark a Deployed platform Failed when its Helm release is gone or not deployed on the cluster."""
+    if release is None:
+        message = "The Helm release is missing from the cluster. Retry to install it again."
+    elif release.status != "deployed":
+        message = f"Helm reports the release as {release.status} (revision {release.revision}). Retry to upgrade it."
+    else:
+        return
+    Platform.objects.filter(pk=platform.pk, status=Platform.Status.DEPLOYED).update(
+        status=Platform.Status.FAILED, status_message=message, updated_at=timezone.now()
+    )
+    logger.warning("platform=%s disagrees with Helm: %s", platform.name, message)

@@ -2,12 +2,14 @@
 
 import json
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator, RegexValidator
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 
 from platforms import crypto
 from platforms.service_addresses import is_service_url
@@ -209,6 +211,12 @@ class Operation(models.Model):
     helm_revision = models.PositiveIntegerField(null=True, blank=True)
     # "<host>:<pid>" of the worker running it, so reconcile can tell a dead worker from a slow one.
     worker = models.CharField(max_length=255, blank=True)
+    # "<host>:<pid>" of the worker cluster (django-q2's sentinel) that took its task from the queue:
+    # if that cluster dies before the operation starts, reconcile sends the task again at once.
+    taken_by = models.CharField(max_length=255, blank=True)
+    # Automatic retries made after a service did not answer, and when the next one is due.
+    retries = models.PositiveSmallIntegerField(default=0)
+    retry_at = models.DateTimeField(null=True, blank=True)
     output = models.TextField(blank=True)
     error = models.TextField(blank=True)
 
@@ -272,3 +280,33 @@ class AuditEvent(models.Model):
         """Store the event and log it, naming the user and the target."""
         logger.info("user=%s action=%s target=%s %s", getattr(actor, "username", "-"), action, target, detail)
         return cls.objects.create(actor=actor, action=action, target=target, detail=detail)
+
+
+class LeaseQuerySet(models.QuerySet):
+    def take(self, name: str, holder: str, seconds: float) -> bool:
+        """Hold the lease for `seconds` if nobody holds it now (or `holder` already does); True if taken.
+
+        One conditional UPDATE, atomic in every database, so it works across worker processes and
+        hosts, and a holder that dies frees it when its time runs out.
+        """
+        now = timezone.now()
+        self.get_or_create(name=name, defaults={"expires_at": now})
+        free = Q(expires_at__lte=now) | Q(holder=holder)
+        return bool(self.filter(free, name=name).update(holder=holder, expires_at=now + timedelta(seconds=seconds)))
+
+    def give_back(self, name: str, holder: str) -> None:
+        """End the holder's lease now (a lease someone else has taken since is left alone)."""
+        self.filter(name=name, holder=holder).update(expires_at=timezone.now())
+
+
+class Lease(models.Model):
+    """A named claim that one process holds until it expires: the reconcile pass, a worker cluster's life."""
+
+    name = models.CharField(max_length=255, primary_key=True)
+    holder = models.CharField(max_length=255, blank=True)
+    expires_at = models.DateTimeField()
+
+    objects = LeaseQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder or '-'} until {self.expires_at:%H:%M:%S}"

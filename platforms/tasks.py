@@ -11,8 +11,9 @@ from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from platforms import access_repair, deploy, provisioning
+from platforms import reconcile as reconcile_pass
 from platforms.access import platform_group
-from platforms.models import AuditEvent, Cluster, Operation, Platform
+from platforms.models import AuditEvent, Cluster, Operation, Platform, PlatformBusy
 from platforms.services.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -75,24 +76,26 @@ def sync_links(platform_id: int) -> None:
         logger.warning("platform=%s links not read: %s", platform_id, exc)
         return
     if needs_upgrade:
-        platform = Platform.objects.select_related("cluster").get(pk=platform_id)
-        exposer = "Zenith" if platform.cluster.exposure == Cluster.Exposure.ZENITH else "the Ingresses"
+        request_follow_up(Platform.objects.select_related("cluster").get(pk=platform_id))
+
+
+def request_follow_up(platform: Platform) -> None:
+    """Request the upgrade that sets the service addresses the cluster reported (hub_url, callbacks)."""
+    exposer = "Zenith" if platform.cluster.exposure == Cluster.Exposure.ZENITH else "the Ingresses"
+    try:
         with transaction.atomic():
             request_and_enqueue(
                 platform, Operation.Kind.UPGRADE, actor=None, reason=f"Set the service addresses {exposer} reported"
             )
-        logger.info("platform=%s follow-up upgrade requested for new service links", platform.name)
+    except PlatformBusy:
+        return  # someone asked for a change meanwhile; it sets the addresses too
+    logger.info("platform=%s follow-up upgrade requested for new service links", platform.name)
 
 
 def reconcile() -> None:
     """Converge what a dead worker or a changed cluster left behind (scheduled every minute)."""
-    for operation_id in deploy.orphaned_operations():
-        logger.warning("operation=%s was left by a dead worker; running it again", operation_id)
-        enqueue_operation(operation_id)
-    for platform_id in deploy.platforms_waiting_for_links():
-        sync_links(platform_id)
-    deploy.check_releases()
-    repair_lost_access()
+    if reconcile_pass.run_pass(send=enqueue_operation, follow_up=request_follow_up):
+        repair_lost_access()
 
 
 def repair_access(platform_id: int | None, actor_id: int | None) -> None:

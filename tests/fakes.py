@@ -41,6 +41,8 @@ class FakeCluster:
         self.namespaces: dict[str, str] = {}
         self.stuck_namespaces: set[str] = set()
         self.node_ports: set[int] = set()
+        # Helm's releases, shared with a FakeHelm made for this cluster (FakeHelm(cluster)).
+        self.releases: dict[str, ReleaseInfo] = {}
 
 
 class FakeDeployKube(FakeKube):
@@ -49,6 +51,7 @@ class FakeDeployKube(FakeKube):
     def __init__(self):
         super().__init__()
         self.cluster = FakeCluster()
+        self.listings: list[str] = []
 
     def service_links(self, access: ClusterAccess, namespace: str, exposure: str) -> list[ServiceLinkInfo]:
         if self.error:
@@ -59,6 +62,18 @@ class FakeDeployKube(FakeKube):
         if self.error:
             raise self.error
         return set(self.cluster.node_ports)
+
+    def helm_releases(self, access: ClusterAccess) -> dict[str, ReleaseInfo]:
+        self.listings.append("helm_releases")
+        if self.error:
+            raise self.error
+        return dict(self.cluster.releases)
+
+    def service_links_by_namespace(self, access: ClusterAccess, exposure: str) -> dict[str, list[ServiceLinkInfo]]:
+        self.listings.append("service_links_by_namespace")
+        if self.error:
+            raise self.error
+        return {namespace: list(links) for namespace, links in self.cluster.links.items()}
 
     def delete_namespace(self, access: ClusterAccess, name: str) -> str:
         if name in self.cluster.stuck_namespaces:
@@ -74,8 +89,8 @@ class FakeDeployKube(FakeKube):
 class FakeHelm:
     """Records releases in memory; `error` makes the next calls fail."""
 
-    def __init__(self):
-        self.releases: dict[str, ReleaseInfo] = {}
+    def __init__(self, cluster: FakeCluster | None = None):
+        self.releases: dict[str, ReleaseInfo] = cluster.releases if cluster else {}
         self.specs: list[ReleaseSpec] = []
         self.error: ServiceError | None = None
 

@@ -21,5 +21,9 @@ class Unavailable(ServiceError):
     """The service could not be reached or failed in a way we do not recognise; retrying may help."""
 
 
-class OutcomeUnknown(Unavailable):
+class NoAnswer(Unavailable):
+    """The service did not answer (refused the connection or timed out): it may answer a later try."""
+
+
+class OutcomeUnknown(NoAnswer):
     """A change was sent but its answer never came: it may or may not have been made."""

@@ -19,7 +19,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from platforms.services import kubeconfig
-from platforms.services.errors import BadInput, Conflict, NotFound, Unavailable
+from platforms.services.errors import BadInput, Conflict, NoAnswer, NotFound, Unavailable
 from platforms.services.types import ClusterAccess, ReleaseInfo, ReleaseSpec
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,15 @@ logger = logging.getLogger(__name__)
 # helm's messages for a chart or values it refuses, and for a release another helm is changing.
 REFUSED = ("values don't meet the specifications", "failed to render chart", "execution error", "is invalid")
 IN_PROGRESS = "another operation (install/upgrade/rollback) is in progress"
+# helm's messages when the cluster did not answer at all (a later try may work).
+UNREACHABLE = (
+    "kubernetes cluster unreachable",
+    "connection refused",
+    "connection reset by peer",
+    "i/o timeout",
+    "tls handshake timeout",
+    "http2: client connection lost",
+)
 
 
 class HelmService:
@@ -170,6 +179,8 @@ def _translate(exc: "pyhelm3.errors.Error") -> Exception:
     if IN_PROGRESS in lowered:
         return Conflict(f"Another Helm operation is changing this release: {message}")
     logger.warning("helm failed: %s", message)
+    if any(marker in lowered for marker in UNREACHABLE):
+        return NoAnswer(f"The cluster did not answer Helm: {message}")
     return Unavailable(f"Helm failed: {message}")
 
 

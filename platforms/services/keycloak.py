@@ -23,7 +23,15 @@ from keycloak.exceptions import (
 )
 from urllib3.exceptions import NewConnectionError
 
-from platforms.services.errors import BadInput, Conflict, NotFound, OutcomeUnknown, ServiceError, Unavailable
+from platforms.services.errors import (
+    BadInput,
+    Conflict,
+    NoAnswer,
+    NotFound,
+    OutcomeUnknown,
+    ServiceError,
+    Unavailable,
+)
 from platforms.services.types import DirectoryGroup, DirectoryUser, OidcClient, UserPage
 
 logger = logging.getLogger(__name__)
@@ -347,7 +355,7 @@ class GroupDirectory:
                     f"Keycloak did not answer in time to {what} (timeout {self.timeout}s, {type(cause).__name__}), "
                     "but the request had been sent: the change may or may not have been made."
                 ) from None
-            raise Unavailable(
+            raise NoAnswer(
                 f"Keycloak did not answer in time to {what} (timeout {self.timeout}s, {type(cause).__name__}); "
                 f"nothing was changed there. Try again when Keycloak at {self.server_url} is back."
             ) from None

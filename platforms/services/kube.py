@@ -1,6 +1,10 @@
 """Reads a Kubernetes cluster through the kubernetes client, from a stored kubeconfig."""
 
+import json
 import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
 import urllib3
@@ -11,8 +15,8 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from platforms.services import kubeconfig
-from platforms.services.errors import BadInput, ServiceError, Unavailable
-from platforms.services.types import ClusterAccess, ServerVersion, ServiceLinkInfo
+from platforms.services.errors import BadInput, NoAnswer, ServiceError, Unavailable
+from platforms.services.types import ClusterAccess, ReleaseInfo, ServerVersion, ServiceLinkInfo
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ class KubeService:
                     raise BadInput(f"The cluster rejected the credentials (HTTP {exc.status}).") from None
                 raise Unavailable(f"The cluster answered HTTP {exc.status}: {exc.reason}") from None
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise Unavailable(f"The cluster's API server could not be reached: {_short(exc)}") from None
+                raise NoAnswer(f"The cluster's API server could not be reached: {_short(exc)}") from None
         return ServerVersion(
             git_version=info.git_version, major=info.major, minor=info.minor, platform=info.platform or ""
         )
@@ -79,7 +83,7 @@ class KubeService:
                     ) from None
                 raise _api_error(exc) from None
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise Unavailable(f"The cluster's API server could not be reached: {_short(exc)}") from None
+                raise NoAnswer(f"The cluster's API server could not be reached: {_short(exc)}") from None
         return [link_from_reservation(item) for item in body.get("items", [])]
 
     def node_ports(self, access: ClusterAccess) -> set[int]:
@@ -93,8 +97,65 @@ class KubeService:
             except ApiException as exc:
                 raise _api_error(exc) from None
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise Unavailable(f"The cluster's API server could not be reached: {_short(exc)}") from None
+                raise NoAnswer(f"The cluster's API server could not be reached: {_short(exc)}") from None
         return {port.node_port for item in services.items for port in item.spec.ports or [] if port.node_port}
+
+    def helm_releases(self, access: ClusterAccess) -> dict[str, ReleaseInfo]:
+        """Every Helm release on the cluster whose namespace is named like it: name -> latest revision.
+
+        One request, whatever the number of releases: Helm keeps each revision as a Secret labelled
+        owner=helm, name, status and version, and the labels are all a pass needs, so only the
+        metadata is asked for (`helm list` would fetch and decode every revision's whole record).
+        Superseded revisions are left out by the selector. What the labels say is checked: a record
+        with a malformed label is skipped. Raises BadInput, NoAnswer, Unavailable.
+        """
+        with self.api_client(access) as api, _asking():
+            response = client.CoreV1Api(api).list_secret_for_all_namespaces(
+                label_selector=HELM_RECORDS,
+                _headers={"Accept": METADATA_ONLY},
+                _preload_content=False,
+                _request_timeout=self.request_timeout,
+            )
+            if response.status != 200:
+                raise ApiException(status=response.status, reason=response.reason)
+            try:
+                body = json.loads(response.data)
+            except ValueError:
+                raise Unavailable("The cluster answered the listing of Helm's records with no JSON.") from None
+        releases: dict[str, ReleaseInfo] = {}
+        for item in _items(body):
+            release = release_from_record(item)
+            if release and (release.name not in releases or releases[release.name].revision < release.revision):
+                releases[release.name] = release
+        return releases
+
+    def service_links_by_namespace(self, access: ClusterAccess, exposure: str) -> dict[str, list[ServiceLinkInfo]]:
+        """The services of every platform on the cluster, by namespace, in one request (see service_links).
+
+        Raises Unavailable (also when the cluster has no Zenith Reservation resource), NoAnswer, BadInput.
+        """
+        found: dict[str, list[ServiceLinkInfo]] = {}
+        with self.api_client(access) as api, _asking(zenith=exposure != "ingress"):
+            if exposure == "ingress":
+                ingresses = client.NetworkingV1Api(api).list_ingress_for_all_namespaces(
+                    label_selector=SERVICE_LABEL, _request_timeout=self.request_timeout
+                )
+                for ingress in ingresses.items:
+                    if isinstance(ingress.metadata.namespace, str):
+                        found.setdefault(ingress.metadata.namespace, []).append(link_from_ingress(ingress))
+                return found
+            body = client.CustomObjectsApi(api).list_cluster_custom_object(
+                ZENITH_GROUP,
+                ZENITH_VERSION,
+                "reservations",
+                label_selector=SERVICE_LABEL,
+                _request_timeout=self.request_timeout,
+            )
+        for item in _items(body):
+            namespace = item["metadata"].get("namespace")
+            if isinstance(namespace, str):
+                found.setdefault(namespace, []).append(link_from_reservation(item))
+        return found
 
     def delete_namespace(self, access: ClusterAccess, name: str) -> str:
         """Ask for the namespace to be deleted; return its phase afterwards ("Gone", "Terminating"...)."""
@@ -106,7 +167,7 @@ class KubeService:
                 if exc.status != 404:
                     raise _api_error(exc) from None
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise Unavailable(f"The cluster's API server could not be reached: {_short(exc)}") from None
+                raise NoAnswer(f"The cluster's API server could not be reached: {_short(exc)}") from None
         return self.namespace_phase(access, name)
 
     def namespace_phase(self, access: ClusterAccess, name: str) -> str:
@@ -119,7 +180,7 @@ class KubeService:
                     return "Gone"
                 raise _api_error(exc) from None
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise Unavailable(f"The cluster's API server could not be reached: {_short(exc)}") from None
+                raise NoAnswer(f"The cluster's API server could not be reached: {_short(exc)}") from None
         return namespace.status.phase or "Active"
 
 
@@ -162,6 +223,60 @@ def link_from_ingress(ingress) -> ServiceLinkInfo:
 def _service_name(labels: object, name: object) -> str:
     value = (labels if isinstance(labels, dict) else {}).get(SERVICE_LABEL) or name
     return value if isinstance(value, str) else ""
+
+
+# Pods that hold the resources they request: not those that have finished.
+# Helm's release records (storage driver "secret", Helm's default): the current revisions only.
+HELM_RECORDS = "owner=helm,status!=superseded"
+# Ask the API server for the objects' metadata only (PartialObjectMetadataList), not their data.
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+HELM_STATUSES = frozenset(
+    ("unknown", "deployed", "uninstalled", "superseded", "failed", "uninstalling")
+    + ("pending-install", "pending-upgrade", "pending-rollback")
+)
+RELEASE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?\Z")
+
+
+def release_from_record(item: dict) -> ReleaseInfo | None:
+    """The release a Helm record's labels describe, or None when they are not what Helm writes.
+
+    Only a release in the namespace named like it is one of the console's (one namespace per platform).
+    """
+    metadata = item["metadata"]
+    labels = metadata.get("labels")
+    if not isinstance(labels, dict):
+        return None
+    name, status, version = labels.get("name"), labels.get("status"), labels.get("version")
+    if not (isinstance(name, str) and RELEASE_NAME.match(name) and metadata.get("namespace") == name):
+        return None
+    if status not in HELM_STATUSES or not (isinstance(version, str) and version.isdigit() and len(version) < 10):
+        logger.warning("helm record of %s skipped: status %r, version %r", name, status, version)
+        return None
+    return ReleaseInfo(name=name, namespace=name, revision=int(version), status=status)
+
+
+def _items(body: object) -> list[dict]:
+    """The items of a listing that are objects with metadata; anything else the cluster sent is dropped."""
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise Unavailable("The cluster answered a listing with something that is not a list of objects.")
+    return [item for item in items if isinstance(item, dict) and isinstance(item.get("metadata"), dict)]
+
+
+@contextmanager
+def _asking(zenith: bool = False) -> Iterator[None]:
+    """Translate the kubernetes client's errors into ours (zenith: a 404 means no Reservation resource)."""
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status == 404 and zenith:
+            raise Unavailable(
+                "The cluster has no Zenith Reservation resource: is the Zenith operator installed? "
+                "Otherwise register the cluster with Ingress exposure."
+            ) from None
+        raise _api_error(exc) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise NoAnswer(f"The cluster's API server could not be reached: {_short(exc)}") from None
 
 
 def _api_error(exc: ApiException) -> ServiceError:

@@ -16,16 +16,16 @@ from tests.fakes import FakeDeployKube, FakeHelm
 
 
 @pytest.fixture
-def fake_helm(monkeypatch) -> FakeHelm:
-    fake = FakeHelm()
-    monkeypatch.setattr(helm, "get_helm", lambda: fake)
+def fake_cluster(monkeypatch) -> FakeDeployKube:
+    fake = FakeDeployKube()
+    monkeypatch.setattr(kube, "get_kube", lambda: fake)
     return fake
 
 
 @pytest.fixture
-def fake_cluster(monkeypatch) -> FakeDeployKube:
-    fake = FakeDeployKube()
-    monkeypatch.setattr(kube, "get_kube", lambda: fake)
+def fake_helm(monkeypatch, fake_cluster) -> FakeHelm:
+    fake = FakeHelm(fake_cluster.cluster)
+    monkeypatch.setattr(helm, "get_helm", lambda: fake)
     return fake
 
 
