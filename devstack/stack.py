@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from devstack import certs, chart_repo, config, crds, helm_without_node, node, procs, tools, volumes
+from devstack import certs, chart_repo, config, crds, helm_without_node, node, procs, service_range, tools, volumes
 
 PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "keycloak", chart_repo.NAME, volumes.NAME, "redis")
 # The controllers a real cluster runs for what the application chart creates, where they work without
@@ -150,6 +150,7 @@ def up_kube_apiserver(with_node: bool = False) -> None:
     write_kubeconfig()
     # The application chart creates Zenith Reservations and Clients: their kinds must be served.
     crds.apply(config.KUBECONFIG)
+    service_range.ensure_wide(config.KUBECONFIG)
 
 
 def _running_as(name: str, args: list[str]) -> bool:
