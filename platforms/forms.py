@@ -10,6 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.urls import reverse
 from django.utils import timezone
 
+from platforms import capacity
 from platforms.models import Cluster, Platform
 from platforms.services import kube, kubeconfig
 from platforms.services.errors import ServiceError
@@ -93,6 +94,7 @@ class ClusterForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.server_version: ServerVersion | None = None
+        self.capacity_read: tuple[dict | None, str] = (None, "")
         self.checked: kubeconfig.CheckedKubeconfig | None = None
         # The context refers to the kubeconfig, so it comes after it.
         self.fields["context"] = forms.CharField(
@@ -191,6 +193,15 @@ class ClusterForm(forms.ModelForm):
             self.server_version = kube.get_kube().server_version(access)
         except ServiceError as exc:
             self.add_error("kubeconfig", f"The cluster check failed: {exc}")
+            return
+        self.capacity_read = capacity.read(access)
+        found = capacity.from_json(self.capacity_read[0])
+        storage_class = self.cleaned_data.get("storage_class", "")
+        if found and found.storage_classes and storage_class and storage_class not in found.storage_classes:
+            self.add_error(
+                "storage_class",
+                f"The cluster has no StorageClass {storage_class!r}; it has: {', '.join(found.storage_classes)}.",
+            )
 
     def save(self, commit: bool = True) -> Cluster:
         cluster = super().save(commit=False)
@@ -204,6 +215,7 @@ class ClusterForm(forms.ModelForm):
             cluster.server_version = self.server_version.git_version
             cluster.checked_at = timezone.now()
             cluster.check_error = ""
+            cluster.capacity, cluster.capacity_error = self.capacity_read
         if commit:
             cluster.save()
         return cluster
@@ -268,6 +280,23 @@ class PlatformOptionsForm(forms.ModelForm):
             field.validators = [*kept, MinValueValidator(low), MaxValueValidator(high)]
             field.widget.attrs.update({"min": low, "max": high})
         self.fields["notebook_cpus"].widget.attrs["step"] = "0.5"
+        # Said after a launch or change that goes ahead on a cluster that is already full.
+        self.capacity_warning = ""
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        cluster = cleaned.get("cluster") or (self.instance.cluster if self.instance.cluster_id else None)
+        cpus, ram_gb = cleaned.get("notebook_cpus"), cleaned.get("notebook_ram_gb")
+        if cluster is None or cpus is None or ram_gb is None:
+            return cleaned
+        found = capacity.from_json(cluster.capacity)
+        refusal = capacity.notebook_refusal(found, cpus, ram_gb, cluster.name)
+        if refusal:
+            too_many_cpus = all(node.cpus < cpus for node in found.nodes if node.schedulable)
+            self.add_error("notebook_cpus" if too_many_cpus else "notebook_ram_gb", refusal)
+        else:
+            self.capacity_warning = capacity.overcommit_warning(found, cpus, ram_gb, cluster.name)
+        return cleaned
 
 
 class LaunchForm(PlatformOptionsForm):

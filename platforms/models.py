@@ -51,6 +51,9 @@ class Cluster(models.Model):
     checked_at = models.DateTimeField(null=True, blank=True)
     server_version = models.CharField(max_length=64, blank=True)
     check_error = models.TextField(blank=True)
+    # Its nodes, storage classes and pods' requests at the last check (platforms.capacity); null until read.
+    capacity = models.JSONField(null=True, blank=True, editable=False)
+    capacity_error = models.TextField(blank=True, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

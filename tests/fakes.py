@@ -6,8 +6,10 @@ from platforms.services.errors import NotFound, ServiceError
 from platforms.services.keycloak import missing_group_message
 from platforms.services.types import (
     ClusterAccess,
+    ClusterCapacity,
     DirectoryGroup,
     DirectoryUser,
+    NodeCapacity,
     OidcClient,
     ReleaseInfo,
     ReleaseSpec,
@@ -18,12 +20,26 @@ from platforms.services.types import (
 
 
 class FakeKube:
-    """Answers server_version with a fixed version, or raises the error it was given."""
+    """Answers server_version and capacity with fixed values, or raises the error it was given."""
 
     def __init__(self, version: str = "v1.34.4", error: ServiceError | None = None):
         self.version = version
         self.error = error
         self.calls: list[ClusterAccess] = []
+        # What capacity() answers: one 8-CPU, 32 GB node and a default storage class; or an error.
+        self.found_capacity: ClusterCapacity | ServiceError = ClusterCapacity(
+            nodes=(NodeCapacity("node-1", 8.0, 32.0, True),),
+            storage_classes=("standard",),
+            default_storage_class="standard",
+            requested_cpus=1.0,
+            requested_memory_gb=2.0,
+        )
+
+    def capacity(self, access: ClusterAccess) -> ClusterCapacity:
+        self.calls.append(access)
+        if isinstance(self.found_capacity, ServiceError):
+            raise self.found_capacity
+        return self.found_capacity
 
     def server_version(self, access: ClusterAccess) -> ServerVersion:
         self.calls.append(access)

@@ -14,9 +14,9 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from platforms.services import kubeconfig
+from platforms.services import kubeconfig, nodes
 from platforms.services.errors import BadInput, NoAnswer, ServiceError, Unavailable
-from platforms.services.types import ClusterAccess, ReleaseInfo, ServerVersion, ServiceLinkInfo
+from platforms.services.types import ClusterAccess, ClusterCapacity, ReleaseInfo, ServerVersion, ServiceLinkInfo
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,23 @@ class KubeService:
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 raise NoAnswer(f"The cluster's API server could not be reached: {_short(exc)}") from None
         return [link_from_reservation(item) for item in body.get("items", [])]
+
+    def capacity(self, access: ClusterAccess) -> ClusterCapacity:
+        """The cluster's nodes, storage classes and what its pods request: three listings, read as plain JSON.
+
+        Only pods that hold resources count (not Succeeded or Failed ones). Raises BadInput when the
+        kubeconfig may not list them, NoAnswer, Unavailable.
+        """
+        # Read as plain JSON: the client's models would cost far more for every pod of a large cluster.
+        raw = {"_preload_content": False, "_request_timeout": self.request_timeout}
+        with self.api_client(access) as api, _asking():
+            core = client.CoreV1Api(api)
+            listings = [
+                _json_items(core.list_node(**raw), "nodes"),
+                _json_items(client.StorageV1Api(api).list_storage_class(**raw), "storage classes"),
+                _json_items(core.list_pod_for_all_namespaces(field_selector=HOLDING_RESOURCES, **raw), "pods"),
+            ]
+        return nodes.capacity_from_listings(*listings)
 
     def node_ports(self, access: ClusterAccess) -> set[int]:
         """The NodePorts the cluster's Services use, in every namespace (one listing).
@@ -226,6 +243,8 @@ def _service_name(labels: object, name: object) -> str:
 
 
 # Pods that hold the resources they request: not those that have finished.
+# Pods that hold the resources they request: not those that have finished.
+HOLDING_RESOURCES = "status.phase!=Succeeded,status.phase!=Failed"
 # Helm's release records (storage driver "secret", Helm's default): the current revisions only.
 HELM_RECORDS = "owner=helm,status!=superseded"
 # Ask the API server for the objects' metadata only (PartialObjectMetadataList), not their data.
@@ -261,6 +280,16 @@ def _items(body: object) -> list[dict]:
     if not isinstance(items, list):
         raise Unavailable("The cluster answered a listing with something that is not a list of objects.")
     return [item for item in items if isinstance(item, dict) and isinstance(item.get("metadata"), dict)]
+
+
+def _json_items(response: object, what: str) -> list[dict]:
+    """The items of a listing read with _preload_content=False; raises as the client would have."""
+    if response.status != 200:
+        raise ApiException(status=response.status, reason=response.reason)
+    try:
+        return _items(json.loads(response.data))
+    except ValueError:
+        raise Unavailable(f"The cluster answered the listing of {what} with no JSON.") from None
 
 
 @contextmanager

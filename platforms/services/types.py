@@ -135,3 +135,24 @@ class OidcClient:
     id: str
     client_id: str
     redirect_uris: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NodeCapacity:
+    """One node's allocatable CPUs and memory, and whether new pods may land on it (Ready, not cordoned)."""
+
+    name: str
+    cpus: float
+    memory_gb: float
+    schedulable: bool
+
+
+@dataclass(frozen=True)
+class ClusterCapacity:
+    """What a cluster has and what its pods already request, as read at one check."""
+
+    nodes: tuple[NodeCapacity, ...]
+    storage_classes: tuple[str, ...]
+    default_storage_class: str
+    requested_cpus: float
+    requested_memory_gb: float

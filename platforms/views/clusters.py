@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from platforms import capacity
 from platforms.access import require_console_admin
 from platforms.forms import ClusterForm
 from platforms.models import AuditEvent, Cluster
@@ -68,7 +69,19 @@ def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
     cluster = get_object_or_404(Cluster, name=name)
     platforms = list(cluster.platforms.order_by("name"))
     ctx = {"cluster": cluster, "platforms": platforms, "capacity": capacity_summary(platforms)}
-    return render(request, "platforms/cluster_detail.html", ctx)
+    return render(request, "platforms/cluster_detail.html", ctx | capacity_context(cluster))
+
+
+def capacity_context(cluster: Cluster) -> dict:
+    """What _cluster_capacity.html shows: the capacity read at the cluster's last check, if any."""
+    found = capacity.from_json(cluster.capacity)
+    if found is None:
+        return {}
+    return {
+        "cluster_capacity": capacity.totals(found),
+        "storage_classes": found.storage_classes,
+        "default_storage_class": found.default_storage_class,
+    }
 
 
 CHART_WIDTH = 240  # pixels of the longest bar in the capacity chart
@@ -126,10 +139,13 @@ def cluster_check(request: HttpRequest, name: str) -> HttpResponse:
     else:
         cluster.server_version = version.git_version
         cluster.check_error = ""
+        cluster.capacity, cluster.capacity_error = capacity.read(cluster.access())
     cluster.checked_at = timezone.now()
-    cluster.save(update_fields=["server_version", "check_error", "checked_at", "updated_at"])
+    cluster.save(
+        update_fields=["server_version", "check_error", "capacity", "capacity_error", "checked_at", "updated_at"]
+    )
     if request.htmx:
-        return render(request, "platforms/_cluster_check.html", {"cluster": cluster})
+        return render(request, "platforms/_cluster_check.html", {"cluster": cluster} | capacity_context(cluster))
     return redirect(cluster)
 
 

@@ -98,6 +98,8 @@ def platform_create(request: HttpRequest) -> HttpResponse:
         else:
             AuditEvent.record(request.user, "platform.launch", platform.name, f"version {platform.app_version}")
             messages.success(request, f"Launch of {platform.name} requested.")
+            if form.capacity_warning:
+                messages.warning(request, form.capacity_warning)
             return redirect(platform)
     ctx = {
         "form": form,
@@ -251,6 +253,8 @@ def platform_edit(request: HttpRequest, name: str) -> HttpResponse:
         else:
             AuditEvent.record(request.user, "platform.change", platform.name, f"version {platform.app_version}")
             messages.success(request, f"Upgrade of {platform.name} requested.")
+            if form.capacity_warning:
+                messages.warning(request, form.capacity_warning)
             return redirect(platform)
     ctx = {"form": form, "platform": platform, "versions_error": versions_error}
     return render(request, "platforms/platform_form.html", ctx)
