@@ -20,7 +20,10 @@ def main(argv: list[str] | None = None) -> int:
             for name, state in stack.status().items():
                 print(f"{name:15} {state}")
         elif args.command == "env":
-            for key, value in stack.console_env().items():
+            environment = stack.console_env()
+            # `make run`'s console: with the node its platforms run there (the tests keep helm-without-node).
+            environment["HELM_EXECUTABLE"] = environment.get("NODE_HELM_EXECUTABLE", environment["HELM_EXECUTABLE"])
+            for key, value in environment.items():
                 print(f"export {key}='{value}'")
         elif args.command == "zenith":
             play_zenith(args.platform, args.watch)

@@ -200,3 +200,15 @@ def test_helm_on_node_is_given_the_nodes_images_and_taint(tmp_path, monkeypatch)
     settings = json.loads(renderer_args[1])
     assert settings["toleration"] == TOLERATION
     assert "quay.io/jupyterhub/k8s-hub:4.2.0" in settings["images"]
+
+
+def test_make_runs_console_gets_the_node_helm_when_the_node_runs(monkeypatch, capsys):
+    from devstack.__main__ import main
+
+    monkeypatch.setattr(stack.node, "running", lambda: ["kubelet"])
+    assert main(["env"]) == 0
+    printed = capsys.readouterr().out
+    assert f"export HELM_EXECUTABLE='{config.BIN_DIR / 'helm-on-node'}'" in printed
+    monkeypatch.setattr(stack.node, "running", lambda: [])
+    assert main(["env"]) == 0
+    assert f"export HELM_EXECUTABLE='{config.BIN_DIR / 'helm-without-node'}'" in capsys.readouterr().out
