@@ -29,6 +29,7 @@ from tests.integration import keycloak_admin
 from tests.integration.http_browser import new_browser
 from tests.integration.test_deploy import remove_platform
 from tests.integration.test_oidc_login import keycloak_form_action
+from tests.stack_fixtures import free_node_port
 
 pytestmark = [
     pytest.mark.integration,
@@ -77,6 +78,8 @@ def node_platform(node_helm, local_cluster, admin_user, kubeconfig_text):
         notebook_ram_gb=1,
         notebook_storage_gb=2,
         registry_storage_gb=5,
+        # Not the console's lowest free port: other runs on the shared stack take those at the same time.
+        registry_node_port=free_node_port(kubeconfig_text),
         created_by=admin_user,
         updated_by=admin_user,
     )
