@@ -106,7 +106,9 @@ def ensure_secrets(platform: Platform) -> dict[str, str]:
     """Generate the platform's secrets once; later deploys send the stored ones unchanged.
 
     The registry's htpasswd line is hashed once too: a fresh bcrypt salt at every deploy would
-    change the registry's Secret (and restart it) on every upgrade.
+    change the registry's Secret (and restart it) on every upgrade. At bcrypt's lowest cost: the
+    password is 32 random bytes, which no work factor makes any harder to guess, and a higher one
+    would slow every first install and every sign-in to the registry.
     """
     stored = dict(platform.secrets)
     changed = False
@@ -115,7 +117,7 @@ def ensure_secrets(platform: Platform) -> dict[str, str]:
             stored[name] = secrets.token_urlsafe(32)
             changed = True
     if not stored.get("registry_htpasswd"):
-        digest = bcrypt.hashpw(stored["registry_password"].encode(), bcrypt.gensalt(rounds=10)).decode()
+        digest = bcrypt.hashpw(stored["registry_password"].encode(), bcrypt.gensalt(rounds=4)).decode()
         stored["registry_htpasswd"] = f"{REGISTRY_USERNAME}:{digest}"
         changed = True
     if changed:

@@ -7,13 +7,16 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
+from django.dispatch import receiver
 from django_q.brokers import get_broker
+from django_q.signals import post_spawn
 from django_q.tasks import async_task
 
 from platforms import access_repair, deploy, provisioning
 from platforms import reconcile as reconcile_pass
 from platforms.access import platform_group
 from platforms.models import AuditEvent, Cluster, Operation, Platform, PlatformBusy
+from platforms.services import kube
 from platforms.services.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -126,3 +129,9 @@ def repair_access(platform_id: int | None, actor_id: int | None) -> None:
 def repair_lost_access() -> None:
     """Re-create the groups and clients Keycloak lost (a restored realm, a restart), at most every few minutes."""
     access_repair.repair_if_due(REALM_TARGET)
+
+
+@receiver(post_spawn)
+def prepare_worker(sender, proc_name: str, **kwargs) -> None:
+    """As each worker process starts, load what its first operation would otherwise wait for."""
+    kube.load_api_modules()

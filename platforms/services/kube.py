@@ -106,11 +106,15 @@ class KubeService:
     def node_ports(self, access: ClusterAccess) -> set[int]:
         """The NodePorts the cluster's Services use, in every namespace (one listing).
 
+        Only Services of a type that may hold one are read: ClusterIP Services, most of a cluster's,
+        hold none, and reading them all made each install wait on a listing that grows with the cluster.
         Raises BadInput when the kubeconfig may not list Services cluster-wide, Unavailable.
         """
         with self.api_client(access) as api:
             try:
-                services = client.CoreV1Api(api).list_service_for_all_namespaces(_request_timeout=self.request_timeout)
+                services = client.CoreV1Api(api).list_service_for_all_namespaces(
+                    field_selector="spec.type!=ClusterIP", _request_timeout=self.request_timeout
+                )
             except ApiException as exc:
                 raise _api_error(exc) from None
             except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -317,6 +321,12 @@ def _api_error(exc: ApiException) -> ServiceError:
 def _short(exc: Exception) -> str:
     text = str(exc)
     return text if len(text) <= 200 else text[:200] + "…"
+
+
+def load_api_modules() -> None:
+    """Import the client's API modules now: kubernetes.client defers each to its first use, about a
+    second of a worker's first operation otherwise."""
+    from kubernetes.client import CoreV1Api, CustomObjectsApi, NetworkingV1Api  # noqa: F401
 
 
 @cache

@@ -53,6 +53,24 @@ def test_unusable_kubeconfig_is_bad_input(text):
         KubeService().server_version(ClusterAccess(kubeconfig=text))
 
 
+def test_node_ports_are_those_of_nodeport_and_loadbalancer_services(cluster):
+    api = core_api(cluster)
+    namespace = f"ports-{uuid.uuid4().hex[:8]}"
+    api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    try:
+        taken = {}
+        for kind in ("NodePort", "LoadBalancer", "ClusterIP"):
+            port = client.V1ServicePort(port=80)
+            spec = client.V1ServiceSpec(type=kind, ports=[port], selector={"app": "none"})
+            body = client.V1Service(metadata=client.V1ObjectMeta(name=kind.lower()), spec=spec)
+            taken[kind] = api.create_namespaced_service(namespace, body).spec.ports[0].node_port
+        assert taken["ClusterIP"] is None
+        found = KubeService().node_ports(cluster)
+        assert {taken["NodePort"], taken["LoadBalancer"]} <= found
+    finally:
+        api.delete_namespace(namespace)
+
+
 def test_helm_installs_upgrades_and_uninstalls_a_tiny_chart(cluster, helm_executable):
     helm = HelmService(helm_executable, timeout_seconds=120)
     name = f"smoke-{uuid.uuid4().hex[:8]}"
