@@ -55,8 +55,9 @@ def prepare(platforms: int) -> str:
     from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.test import Client
+    from django.utils import timezone
 
-    from platforms.models import Cluster, Operation, Platform, ServiceLink
+    from platforms.models import Cluster, Operation, Platform, PlatformUsage, ServiceLink
 
     call_command("migrate", verbosity=0)
     admin = User.objects.create_user("bench-admin", is_staff=True)
@@ -72,6 +73,14 @@ def prepare(platforms: int) -> str:
         for p in Platform.objects.all()
         for name in ("binderhub", "jupyterhub")
     )
+    # Every platform shows the worker's usage reading; one in ten an unreachable hub.
+    now = timezone.now()
+    PlatformUsage.objects.bulk_create(
+        PlatformUsage(platform=p, active_users=i % 40, servers=i % 60, read_at=now, checked_at=now)
+        if i % 10
+        else PlatformUsage(platform=p, checked_at=now, error="hub not reachable: no answer within 5 s")
+        for i, p in enumerate(Platform.objects.all())
+    )
     first = Platform.objects.get(name="p0000")
     Operation.objects.bulk_create(
         Operation(platform=first, kind="upgrade", state="succeeded", actor=admin, output="Helm revision 2: deployed.")
@@ -79,6 +88,7 @@ def prepare(platforms: int) -> str:
     )
     client = Client()
     client.force_login(admin)
+    assert "active users" in client.get("/", HTTP_HOST="127.0.0.1").content.decode()
     return client.cookies["sessionid"].value
 
 

@@ -248,6 +248,11 @@ RECONCILE_CLUSTERS_AT_ONCE = env_int("RECONCILE_CLUSTERS_AT_ONCE", 8)
 LINK_SYNC_MIN_INTERVAL_SECONDS = env_int("LINK_SYNC_MIN_INTERVAL_SECONDS", 3)
 # How often the worker checks that Keycloak still has the platforms' groups and clients, in seconds.
 ACCESS_CHECK_INTERVAL_SECONDS = env_int("ACCESS_CHECK_INTERVAL_SECONDS", 300)
+# Usage of each platform's JupyterHub, read by the worker (pages show the stored numbers): how long a
+# reading is good for, how long one hub may take to answer, and how many hubs are asked at once.
+USAGE_REFRESH_SECONDS = env_int("USAGE_REFRESH_SECONDS", 120)
+USAGE_TIMEOUT_SECONDS = env_int("USAGE_TIMEOUT_SECONDS", 5)
+USAGE_HUBS_AT_ONCE = env_int("USAGE_HUBS_AT_ONCE", 8)
 
 # --- Background work (django-q2): the ORM broker by default, Redis when REDIS_URL is set ----------
 REDIS_URL = env_str("REDIS_URL", "")

@@ -112,7 +112,7 @@ def ensure_secrets(platform: Platform) -> dict[str, str]:
     """
     stored = dict(platform.secrets)
     changed = False
-    for name in ("registry_password", "oidc_client_secret"):
+    for name in ("registry_password", "oidc_client_secret", "hub_usage_token"):
         if not stored.get(name):
             stored[name] = secrets.token_urlsafe(32)
             changed = True
@@ -152,6 +152,7 @@ def values_input(platform: Platform) -> ValuesInput:
         ),
         admin_group=settings.ADMIN_GROUP,
         links=platform.ready_links(),
+        hub_usage_token=stored["hub_usage_token"],
         registry_node_port=platform.registry_node_port,
         storage_class=cluster.storage_class,
         ingress_cluster_issuer=cluster.ingress_cluster_issuer,

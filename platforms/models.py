@@ -313,3 +313,22 @@ class Lease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder or '-'} until {self.expires_at:%H:%M:%S}"
+
+
+class PlatformUsage(models.Model):
+    """What the platform's JupyterHub last said about its use (platforms.usage), read by the worker.
+
+    A table of its own, so the worker's writes never race a person's change of the platform's row.
+    """
+
+    platform = models.OneToOneField(Platform, on_delete=models.CASCADE, primary_key=True, related_name="usage")
+    # Users with a server that runs or starts, and the servers that run, at `read_at` (the last good read).
+    active_users = models.PositiveIntegerField(null=True, blank=True)
+    servers = models.PositiveIntegerField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    # The last attempt, and why it gave no numbers (empty when it did): the pages then say "unknown".
+    checked_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.platform_id}: {self.active_users} users, {self.servers} servers"

@@ -12,7 +12,7 @@ from django_q.brokers import get_broker
 from django_q.signals import post_spawn
 from django_q.tasks import async_task
 
-from platforms import access_repair, deploy, provisioning
+from platforms import access_repair, deploy, provisioning, usage
 from platforms import reconcile as reconcile_pass
 from platforms.access import platform_group
 from platforms.models import AuditEvent, Cluster, Operation, Platform, PlatformBusy
@@ -135,3 +135,9 @@ def repair_lost_access() -> None:
 def prepare_worker(sender, proc_name: str, **kwargs) -> None:
     """As each worker process starts, load what its first operation would otherwise wait for."""
     kube.load_api_modules()
+
+
+def refresh_usage() -> None:
+    """Read the usage of the platforms' hubs whose reading is due (scheduled every minute)."""
+    stored = usage.refresh()
+    logger.info("usage of %s platforms read", stored)

@@ -35,6 +35,11 @@ REGISTRY_NAME = "registry"
 HUB_URL_LOCAL = "http://hub:8081"
 # z2jh's NetworkPolicy admits to the hub only pods with this label; BinderHub's pod calls the hub API.
 HUB_ACCESS_LABEL = "hub.jupyter.org/network-access-hub"
+# The hub service whose token the console reads usage with (platforms.services.jupyterhub), and all it
+# may do: list the users with their servers, nothing more (JupyterHub's scopes:
+# https://jupyterhub.readthedocs.io/en/stable/rbac/scopes.html).
+USAGE_SERVICE = "binderadmin-usage"
+USAGE_SCOPES = ("list:users", "read:servers")
 # Notebook volumes go here, beside the repository's files in /home/jovyan, instead of over them.
 NOTEBOOK_VOLUME_PATH = "/home/jovyan/data"
 # What a notebook server reserves on its node, as a fraction of its limit (the form's number).
@@ -73,6 +78,8 @@ class ValuesInput:
     all_platforms_group: str = "/platform-users"
     # Service links known so far (name -> URL); empty until Zenith or the Ingress exposes them.
     links: dict[str, str] = field(default_factory=dict)
+    # The token of the hub service USAGE_SERVICE, made once by the console (deploy.ensure_secrets).
+    hub_usage_token: str = ""
 
 
 def registry_host(name: str) -> str:
@@ -206,14 +213,18 @@ def jupyterhub_block(spec: ValuesInput, links: dict[str, str]) -> dict:
     }
     if spec.storage_class:
         hub["db"] = {"pvc": {"storageClassName": spec.storage_class}}
+    services: dict = {}
     if links.get("binderhub"):
-        hub["services"] = {
-            "binder": {
-                "oauth_client_id": BINDER_OAUTH_CLIENT_ID,
-                "oauth_redirect_uri": f"{links['binderhub']}/oauth_callback",
-                "oauth_no_confirm": True,
-            }
+        services["binder"] = {
+            "oauth_client_id": BINDER_OAUTH_CLIENT_ID,
+            "oauth_redirect_uri": f"{links['binderhub']}/oauth_callback",
+            "oauth_no_confirm": True,
         }
+    if spec.hub_usage_token:
+        services[USAGE_SERVICE] = {"apiToken": spec.hub_usage_token}
+        hub["loadRoles"][USAGE_SERVICE] = {"scopes": list(USAGE_SCOPES), "services": [USAGE_SERVICE]}
+    if services:
+        hub["services"] = services
     return {
         "hub": hub,
         "proxy": {"service": {"type": "ClusterIP"}},

@@ -2,7 +2,7 @@
 
 import uuid
 
-from platforms.services.errors import NotFound, ServiceError
+from platforms.services.errors import NoAnswer, NotFound, ServiceError
 from platforms.services.keycloak import missing_group_message
 from platforms.services.types import (
     ClusterAccess,
@@ -283,3 +283,19 @@ class FakeDirectory:
     def client_ids(self, prefix: str) -> frozenset[str]:
         self._call("list_clients")
         return frozenset(client_id for client_id in self.clients if client_id.startswith(prefix))
+
+
+class FakeHubReader:
+    """Answers each hub URL with the usage or the error it was given; records every (url, token) asked."""
+
+    def __init__(self, answers: dict | None = None):
+        self.answers: dict = answers or {}
+        self.unknown = NoAnswer("hub not reachable: the connection failed")
+        self.calls: list[tuple[str, str]] = []
+
+    def read(self, hub_url: str, token: str):
+        self.calls.append((hub_url, token))
+        answer = self.answers.get(hub_url, self.unknown)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer

@@ -55,6 +55,7 @@ e = html.escape
 
 
 NO_LINKS = '<span class="muted">—</span>'
+NO_READING = '<span class="muted">not read yet</span>'
 STATUS_LABELS = dict(Platform.Status.choices)
 
 
@@ -70,12 +71,43 @@ def platform_rows(rows: list[dict]) -> SafeString:
         links = "".join(service_link(link) for link in row["links"]) or NO_LINKS
         creator = e(row["created_by__username"] or "—")
         created = time_tag(row["created_at"], now, zone)
+        used = usage_html(
+            row["usage__active_users"], row["usage__servers"], row["usage__read_at"], row["usage__error"], now, zone
+        )
         lines.append(
             f'<tr><td><a href="{url}">{name}</a></td><td>{cluster}</td><td>{version}</td>'
             f'<td><span class="status status-{status}" data-testid="status">{label}</span></td>'
-            f"<td>{links}</td><td>{creator}, {created}</td></tr>"
+            f'<td>{links}</td><td data-testid="usage">{used}</td><td>{creator}, {created}</td></tr>'
         )
     return mark_safe("\n".join(lines))
+
+
+def usage_html(
+    active_users: int | None,
+    servers: int | None,
+    read_at: datetime | None,
+    error: str | None,
+    now: datetime,
+    zone: tzinfo,
+) -> str:
+    """ "3 active users, 2 servers (read 2 minutes ago)", "unknown: <why>", or "not read yet".
+
+    The worker's stored reading (platforms.usage): a page never asks a hub.
+    """
+    if error:
+        return f'<span class="muted">unknown: {e(error)}</span>'
+    if read_at is None or active_users is None or servers is None:
+        return NO_READING
+    users = f"{active_users} active user{'' if active_users == 1 else 's'}"
+    running = f"{servers} server{'' if servers == 1 else 's'}"
+    return f'{users}, {running} <span class="muted">(read {time_tag(read_at, now, zone)})</span>'
+
+
+@register.simple_tag
+def platform_usage(platform: Platform) -> SafeString:
+    """The platform page's usage line, from the fields platforms.views.platforms.platform_detail annotates."""
+    reading = (platform.usage_active_users, platform.usage_servers, platform.usage_read_at, platform.usage_error)
+    return mark_safe(usage_html(*reading, timezone.now(), timezone.get_current_timezone()))
 
 
 def service_link(link: dict) -> str:

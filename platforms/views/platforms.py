@@ -45,7 +45,7 @@ def available_app_versions(refresh: bool = False) -> tuple[list[str], str]:
 @require_GET
 def platform_list(request: HttpRequest) -> HttpResponse:
     """The platforms the user may see, with their status and service links, a page at a time."""
-    platforms = Platform.objects.visible_to(request.user).order_by("name").values(*LIST_FIELDS)
+    platforms = Platform.objects.visible_to(request.user).order_by("name").values(*LIST_FIELDS, *USAGE_FIELDS)
     page = Paginator(platforms, PLATFORMS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "platforms/platform_list.html", {"rows": list_rows(page.object_list), "page": page})
 
@@ -53,6 +53,8 @@ def platform_list(request: HttpRequest) -> HttpResponse:
 # The list is the busiest page: its rows are plain dicts from two queries, not model instances,
 # which halves its render time (bench/page_speed.py).
 LIST_FIELDS = ("id", "name", "app_version", "status", "created_at", "cluster__name", "created_by__username")
+# The usage column comes from the same query (a join on the worker's stored readings), never from a hub.
+USAGE_FIELDS = ("usage__active_users", "usage__servers", "usage__read_at", "usage__error")
 
 
 def list_rows(platforms) -> list[dict]:
@@ -142,11 +144,16 @@ def live_context(request: HttpRequest, platform: Platform) -> dict:
 @login_required
 @require_GET
 def platform_detail(request: HttpRequest, name: str) -> HttpResponse:
-    # The names of its cluster and of the people, not their whole rows: this page's busiest query.
+    # The names of its cluster and of the people, not their whole rows: this page's busiest query; and
+    # the worker's last usage reading of its hub.
     platforms = Platform.objects.visible_to(request.user).annotate(
         cluster_name=F("cluster__name"),
         created_by_name=F("created_by__username"),
         updated_by_name=F("updated_by__username"),
+        usage_active_users=F("usage__active_users"),
+        usage_servers=F("usage__servers"),
+        usage_read_at=F("usage__read_at"),
+        usage_error=F("usage__error"),
     )
     platform = get_object_or_404(platforms, name=name)
     return render(request, "platforms/platform_detail.html", live_context(request, platform))

@@ -61,6 +61,7 @@ def spec(name: str = "physics", links: bool = False, **options) -> ValuesInput:
         "oidc_client_secret": "oidc-secret",
         "oidc_issuer": "https://keycloak.example.org/realms/binderadmin",
         "registry_node_port": 30555,
+        "hub_usage_token": "generated-usage-token",
         "links": known if links else {},
     }
     return ValuesInput(**(base | options))
@@ -309,3 +310,16 @@ def test_ingress_certificates_from_cert_manager_and_volumes_of_the_chosen_storag
     claims = [document for key, document in documents.items() if key[0] == "PersistentVolumeClaim"]
     assert claims and all(claim["spec"]["storageClassName"] == "fast" for claim in claims)
     assert hub_config(list(documents.values()))["singleuser"]["storage"]["dynamic"]["storageClass"] == "fast"
+
+
+def test_the_hub_gets_the_consoles_usage_token_and_a_role_that_may_only_list_users(helm_executable):
+    documents = by_kind_and_name(render(helm_executable, spec("physics", links=True)))
+    secret = documents[("Secret", "hub")]["data"]
+    # z2jh's jupyterhub_config.py reads each service's token from this key of the hub Secret.
+    assert base64.b64decode(secret["hub.services.binderadmin-usage.apiToken"]).decode() == "generated-usage-token"
+    hub = hub_config(list(documents.values()))["hub"]
+    assert hub["loadRoles"]["binderadmin-usage"] == {
+        "scopes": ["list:users", "read:servers"],
+        "services": ["binderadmin-usage"],
+    }
+    assert set(hub["services"]) == {"binder", "binderadmin-usage"}  # BinderHub's own service is kept

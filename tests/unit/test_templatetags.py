@@ -45,6 +45,10 @@ def platform_row(**overrides) -> dict:
         "links": [
             {"name": "binderhub", "label": "BinderHub", "ready": True, "url": "/platforms/alpha/services/binderhub/"}
         ],
+        "usage__active_users": None,
+        "usage__servers": None,
+        "usage__read_at": None,
+        "usage__error": None,
     }
     return {**row, **overrides}
 
@@ -52,9 +56,11 @@ def platform_row(**overrides) -> dict:
 def test_platform_rows_escape_every_value_as_the_template_engine_would():
     hostile = '<script>alert("x")</script>'
     link = {"name": "jupyterhub", "label": hostile, "ready": False, "url": '/x"onclick="y'}
-    html = platform_rows([platform_row(cluster__name=hostile, created_by__username=hostile, links=[link])])
+    html = platform_rows(
+        [platform_row(cluster__name=hostile, created_by__username=hostile, links=[link], usage__error=hostile)]
+    )
     assert "<script>" not in html
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert html.count("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;") == 4  # cluster, creator, link, usage
     assert 'href="/x&quot;onclick=&quot;y"' in html
     assert 'class="service-link waiting"' in html and "(not ready)</a>" in html
 

@@ -131,6 +131,7 @@ def spec(**changes) -> ValuesInput:
         "oidc_client_secret": "generated-oidc-secret",
         "oidc_issuer": "https://keycloak.example.org/realms/binderadmin",
         "registry_node_port": 30500,
+        "hub_usage_token": "generated-usage-token",
     }
     return ValuesInput(**(base | changes))
 
