@@ -159,12 +159,13 @@ def values_input(platform: Platform) -> ValuesInput:
     )
 
 
-def ensure_registry_node_port(platform: Platform) -> int:
+def ensure_registry_node_port(platform: Platform, cluster_ports: set[int]) -> int:
     """The platform's registry NodePort: chosen once, the lowest port of the range that no Service on
-    the cluster uses and no other platform of the console holds. Raises Conflict when none is left."""
+    the cluster uses (`cluster_ports`, as the cluster listed them) and no other platform of the console
+    holds. Raises Conflict when none is left."""
     if platform.registry_node_port:
         return platform.registry_node_port
-    used = kube.get_kube().node_ports(platform.cluster.access())
+    used = set(cluster_ports)
     used |= set(
         Platform.objects.filter(cluster=platform.cluster, registry_node_port__isnull=False).values_list(
             "registry_node_port", flat=True
@@ -188,8 +189,12 @@ def ensure_registry_node_port(platform: Platform) -> int:
 
 def install_or_upgrade(operation: Operation) -> None:
     platform = operation.platform
-    ensure_registry_node_port(platform)
-    spec = values_input(platform)
+    # The cluster is asked first, outside the transaction that then stores the port and any new
+    # secrets in one commit: each commit is a disk flush the operation waits for.
+    cluster_ports = set() if platform.registry_node_port else kube.get_kube().node_ports(platform.cluster.access())
+    with transaction.atomic():
+        ensure_registry_node_port(platform, cluster_ports)
+        spec = values_input(platform)
     release_spec = ReleaseSpec(
         name=platform.name,
         chart=settings.APP_CHART_NAME,
@@ -210,13 +215,14 @@ def install_or_upgrade(operation: Operation) -> None:
                 f"Helm deployed revision {release.revision}, but access in Keycloak could not be set up, so "
                 f"nobody can sign in yet: {exc} Retry to set it up."
             ) from None
-    Platform.objects.filter(pk=platform.pk).update(deployed_links=known_links(spec))
     output = "\n".join(
         part
         for part in (access_note, recovered, f"Helm revision {release.revision}: {release.status}.", release.notes)
         if part
     )
-    finish(operation, output, release.revision)
+    with transaction.atomic():  # one commit, not two: each is a disk flush the next operation waits behind
+        Platform.objects.filter(pk=platform.pk).update(deployed_links=known_links(spec))
+        finish(operation, output, release.revision)
 
 
 def run_helm(platform: Platform, release_spec: ReleaseSpec) -> tuple[ReleaseInfo, str]:

@@ -135,6 +135,7 @@ def repair_lost_access() -> None:
 def prepare_worker(sender, proc_name: str, **kwargs) -> None:
     """As each worker process starts, load what its first operation would otherwise wait for."""
     kube.load_api_modules()
+    logger.info("%s is ready for operations", proc_name)
 
 
 def refresh_usage() -> None:
