@@ -240,6 +240,14 @@ NAMESPACE_DELETE_TIMEOUT_SECONDS = env_int("NAMESPACE_DELETE_TIMEOUT_SECONDS", 1
 # A queued operation no worker has taken for this long is handed to the worker again (its task may
 # have been lost); one a worker took is sent again as soon as that worker is found dead.
 QUEUED_OPERATION_GRACE_SECONDS = env_int("QUEUED_OPERATION_GRACE_SECONDS", 300)
+# An operation stopped only because Keycloak or a cluster did not answer is retried this many
+# times, the first after this many seconds, each later one after twice the wait before it.
+OPERATION_RETRIES = env_int("OPERATION_RETRIES", 3)
+OPERATION_RETRY_SECONDS = env_int("OPERATION_RETRY_SECONDS", 30)
+# A worker cluster renews its lease this often; one whose lease (WORKER_LEASE_SECONDS) ran out is
+# dead, and reconcile sends the operations it had taken again.
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 3)
+WORKER_LEASE_SECONDS = env_int("WORKER_LEASE_SECONDS", 10)
 # The longest a reconcile pass may run; a pass that dies holding the lock frees it after this.
 RECONCILE_PASS_MAX_SECONDS = env_int("RECONCILE_PASS_MAX_SECONDS", 120)
 # How many clusters a reconcile pass asks at the same time.
@@ -271,6 +279,8 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+# The same brokers, also recording which worker cluster took each operation and that it lives (platforms.tasks).
+Q_CLUSTER["broker_class"] = "platforms.tasks.TakerRecordingRedis" if REDIS_URL else "platforms.tasks.TakerRecordingORM"
 
 # The cache holds sessions in front of the database (one query less on every page), cached app
 # versions and rate limits: per process by default, shared through Redis when there is one.

@@ -10,6 +10,7 @@ import secrets
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 
 import bcrypt
 from django.conf import settings
@@ -23,7 +24,7 @@ from platforms.access import SERVICES, platform_group
 from platforms.models import Cluster, Operation, Platform, ServiceLink
 from platforms.service_addresses import CheckedLink, check_links
 from platforms.services import helm, kube
-from platforms.services.errors import Conflict, ServiceError
+from platforms.services.errors import Conflict, NoAnswer, ServiceError
 from platforms.services.types import ReleaseInfo, ReleaseSpec, ServiceLinkInfo
 from platforms.values import REGISTRY_USERNAME, SERVICE_LABELS, ValuesInput, build_values, ingress_urls, known_links
 
@@ -41,16 +42,27 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def run_operation(operation_id: int) -> None:
-    """Run one queued operation to its end: succeeded, or failed with a message a person can act on."""
+def worker_cluster_id() -> str:
+    """The worker cluster (django-q2's sentinel) this worker process belongs to: its parent process."""
+    return f"{socket.gethostname()}:{os.getppid()}"
+
+
+def run_operation(operation_id: int) -> datetime | None:
+    """Run one queued operation to its end: succeeded, or failed with a message a person can act on.
+
+    When only a service's silence stopped it (NoAnswer), it is queued again for a later retry,
+    whose time this returns (None otherwise), up to OPERATION_RETRIES times.
+    """
     operation = start(operation_id)
     if operation is None:
-        return
+        return None
     try:
         if operation.kind == Operation.Kind.UNINSTALL:
             uninstall(operation)
         else:
             install_or_upgrade(operation)
+    except NoAnswer as exc:
+        return retry_later(operation, str(exc))
     except ServiceError as exc:
         fail(operation, str(exc))
     except Exception:
@@ -69,7 +81,8 @@ def start(operation_id: int) -> Operation | None:
         operation.state = Operation.State.RUNNING
         operation.started_at = timezone.now()
         operation.worker = worker_id()
-        operation.save(update_fields=["state", "started_at", "worker"])
+        operation.taken_by = worker_cluster_id()
+        operation.save(update_fields=["state", "started_at", "worker", "taken_by"])
         platform.status = STATUS_WHILE_RUNNING[operation.kind]
         platform.status_message = ""
         platform.save(update_fields=["status", "status_message", "updated_at"])
@@ -79,11 +92,15 @@ def start(operation_id: int) -> Operation | None:
 
 
 def finish(operation: Operation, output: str, revision: int | None = None) -> None:
+    if operation.retries:
+        retried = f"Retry {operation.retries} of {settings.OPERATION_RETRIES} succeeded; before it: {operation.error}"
+        output = f"{retried}\n{output}"
     operation.state = Operation.State.SUCCEEDED
     operation.finished_at = timezone.now()
     operation.output = output
+    operation.error = ""
     operation.helm_revision = revision
-    operation.save(update_fields=["state", "finished_at", "output", "helm_revision"])
+    operation.save(update_fields=["state", "finished_at", "output", "error", "helm_revision"])
     logger.info("platform=%s operation=%s %s succeeded", operation.platform.name, operation.pk, operation.kind)
 
 
@@ -100,6 +117,35 @@ def fail(operation: Operation, message: str) -> None:
             updated_at=timezone.now(),
         )
     logger.warning("platform=%s operation=%s failed: %s", operation.platform.name, operation.pk, message)
+
+
+def retry_later(operation: Operation, message: str) -> datetime | None:
+    """Queue the operation again after a backoff (30 s, 60 s, 120 s by default), saying so on the
+    operation and the platform; after the last retry, fail it. Returns when the retry is due."""
+    if operation.retries >= settings.OPERATION_RETRIES:
+        fail(operation, f"{message} (Tried {operation.retries + 1} times.)")
+        return None
+    retry = operation.retries + 1
+    delay = settings.OPERATION_RETRY_SECONDS * 2**operation.retries
+    note = f"{message} Retry {retry} of {settings.OPERATION_RETRIES} in {delay} s."
+    now = timezone.now()
+    with transaction.atomic():
+        Operation.objects.filter(pk=operation.pk).update(
+            state=Operation.State.QUEUED,
+            retries=retry,
+            retry_at=now + timedelta(seconds=delay),
+            error=note,
+            worker="",
+            taken_by="",
+            started_at=None,
+        )
+        Platform.objects.filter(pk=operation.platform_id).update(
+            status=Operation.objects.STATUS_FOR_KIND[operation.kind],
+            status_message=f"{operation.get_kind_display()} did not finish: {note}",
+            updated_at=now,
+        )
+    logger.warning("platform=%s operation=%s %s", operation.platform.name, operation.pk, note)
+    return now + timedelta(seconds=delay)
 
 
 def ensure_secrets(platform: Platform) -> dict[str, str]:

@@ -1,21 +1,28 @@
 """Background work: the only module that talks to django-q2. Views enqueue here; the worker runs here."""
 
 import logging
+import os
+import socket
+import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.dispatch import receiver
 from django_q.brokers import get_broker
 from django_q.signals import post_spawn
-from django_q.tasks import async_task
+from django_q.brokers.orm import ORM
+from django_q.brokers.redis_broker import Redis
+from django_q.models import Schedule
+from django_q.signing import BadSignature, SignedPackage
+from django_q.tasks import async_task, schedule
 
 from platforms import access_repair, deploy, provisioning, usage
 from platforms import reconcile as reconcile_pass
 from platforms.access import platform_group
-from platforms.models import AuditEvent, Cluster, Operation, Platform, PlatformBusy
+from platforms.models import AuditEvent, Cluster, Lease, Operation, Platform, PlatformBusy
 from platforms.services import kube
 from platforms.services.errors import ServiceError
 
@@ -46,6 +53,65 @@ def queue_length() -> int:
     return get_broker().queue_size()
 
 
+# --- The broker: who took which operation, and which worker clusters live ------------------------
+
+
+class TakerRecording:
+    """Mixed into django-q2's broker (Q_CLUSTER["broker_class"]) to tell reconcile what the queue alone cannot:
+
+    - which worker cluster took an operation's task (dequeue runs in the cluster's pusher), as a
+      task taken but not yet started lives only in that cluster's memory and dies with it;
+    - that the cluster lives: its sentinel saves its status every guard cycle (set_stat), and
+      renews the cluster's lease with it every WORKER_HEARTBEAT_SECONDS.
+    A failure to record is logged, never raised: the task itself must go on.
+    """
+
+    next_heartbeat = 0.0
+
+    def dequeue(self):
+        tasks = super().dequeue()
+        if tasks:
+            record_taker(tasks, f"{socket.gethostname()}:{os.getppid()}")
+        return tasks
+
+    def set_stat(self, key: str, value: str, timeout: int) -> None:
+        super().set_stat(key, value, timeout)
+        if time.monotonic() >= self.next_heartbeat:
+            self.next_heartbeat = time.monotonic() + settings.WORKER_HEARTBEAT_SECONDS
+            renew_worker_lease(f"{socket.gethostname()}:{os.getpid()}")
+
+
+class TakerRecordingORM(TakerRecording, ORM):
+    """The database broker, recording takers."""
+
+
+class TakerRecordingRedis(TakerRecording, Redis):
+    """The Redis broker, recording takers."""
+
+
+def record_taker(tasks: list, cluster: str) -> None:
+    """Note on each queued operation among the tasks that this worker cluster took it."""
+    ids = []
+    for _ack_id, payload in tasks:
+        try:
+            task = SignedPackage.loads(payload)
+        except (BadSignature, TypeError):
+            continue  # the pusher logs and drops it
+        if task.get("func") == "platforms.tasks.run_operation" and task.get("args"):
+            ids.append(task["args"][0])
+    try:
+        Operation.objects.filter(pk__in=ids, state=Operation.State.QUEUED).update(taken_by=cluster)
+    except DatabaseError:
+        logger.warning("operations %s taken by %s, but that could not be recorded", ids, cluster, exc_info=True)
+
+
+def renew_worker_lease(cluster: str) -> None:
+    try:
+        Lease.objects.take(f"{reconcile_pass.WORKER_CLUSTER_LEASE}{cluster}", cluster, settings.WORKER_LEASE_SECONDS)
+    except DatabaseError:
+        logger.warning("worker cluster %s could not renew its lease", cluster, exc_info=True)
+
+
 REALM_TARGET = "realm groups"
 
 
@@ -64,8 +130,15 @@ def enqueue_access_repair(platform: Platform | None, actor: AbstractBaseUser | N
 
 
 def run_operation(operation_id: int) -> None:
-    """Run an operation, then look for the service links it exposed."""
-    deploy.run_operation(operation_id)
+    """Run an operation, then look for the service links it exposed (or schedule its retry)."""
+    retry_at = deploy.run_operation(operation_id)
+    if retry_at:
+        retry = Operation.objects.get(pk=operation_id).retries
+        name = f"operation-{operation_id}-retry-{retry}"
+        schedule(
+            "platforms.tasks.run_operation", operation_id, name=name, schedule_type=Schedule.ONCE, next_run=retry_at
+        )
+        return
     operation = Operation.objects.filter(pk=operation_id).first()
     if operation and operation.state == Operation.State.SUCCEEDED and operation.kind != Operation.Kind.UNINSTALL:
         sync_links(operation.platform_id)

@@ -32,6 +32,7 @@ def unreachable_redis(monkeypatch):
     """The Redis broker at a port that refuses connections: the real broker code meets a real refusal."""
     monkeypatch.setattr(Conf, "ORM", None)
     monkeypatch.setattr(Conf, "REDIS", f"redis://:hunter2@127.0.0.1:{closed_port()}/0")
+    monkeypatch.setattr(Conf, "BROKER_CLASS", "platforms.tasks.TakerRecordingRedis")
 
 
 def test_anyone_gets_ok_when_the_database_and_the_queue_answer(django_assert_max_num_queries):
