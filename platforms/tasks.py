@@ -12,10 +12,10 @@ from django.core.cache import cache
 from django.db import DatabaseError, transaction
 from django.dispatch import receiver
 from django_q.brokers import get_broker
-from django_q.signals import post_spawn
 from django_q.brokers.orm import ORM
 from django_q.brokers.redis_broker import Redis
 from django_q.models import Schedule
+from django_q.signals import post_spawn
 from django_q.signing import BadSignature, SignedPackage
 from django_q.tasks import async_task, schedule
 
