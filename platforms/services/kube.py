@@ -32,7 +32,8 @@ class KubeService:
         context (platforms.services.kubeconfig); raises BadInput for a refused or unusable kubeconfig."""
         checked = kubeconfig.check(access.kubeconfig, access.context)
         try:
-            return config.new_client_from_config_dict(yaml.safe_load(checked.text), context=checked.context)
+            document = yaml.load(checked.text, Loader=kubeconfig.LOADER)
+            return config.new_client_from_config_dict(document, context=checked.context)
         except (ConfigException, KeyError, TypeError, ValueError) as exc:
             raise BadInput(f"The kubeconfig cannot be used: {exc}") from None
 
@@ -246,7 +247,6 @@ def _service_name(labels: object, name: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-# Pods that hold the resources they request: not those that have finished.
 # Pods that hold the resources they request: not those that have finished.
 HOLDING_RESOURCES = "status.phase!=Succeeded,status.phase!=Failed"
 # Helm's release records (storage driver "secret", Helm's default): the current revisions only.
