@@ -183,6 +183,7 @@ def broker_env(request, devstack, monkeypatch) -> dict[str, str]:
     name = f"test-{uuid.uuid4().hex[:8]}"
     monkeypatch.setattr(Conf, "ORM", None)
     monkeypatch.setattr(Conf, "REDIS", devstack_config.REDIS_URL)
+    monkeypatch.setattr(Conf, "BROKER_CLASS", "platforms.tasks.TakerRecordingRedis")  # as settings choose it
     monkeypatch.setattr(Conf, "BROKER_CLASS", "platforms.tasks.TakerRecordingRedis")
     monkeypatch.setattr(Conf, "PREFIX", name)
     monkeypatch.setattr(Conf, "CLUSTER_NAME", name)
