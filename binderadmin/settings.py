@@ -177,6 +177,14 @@ OIDC_OP_ISSUER = f"{KEYCLOAK_URL}/realms/{KEYCLOAK_REALM}"
 # Keycloak as the platforms' JupyterHub pods reach it from inside their clusters (token and userinfo
 # calls); empty: KEYCLOAK_URL, which the clusters must then reach.
 KEYCLOAK_URL_FROM_CLUSTERS = env_str("KEYCLOAK_URL_FROM_CLUSTERS", "").rstrip("/")
+# How the console links to a service Zenith exposes: https://<fqdn>, Zenith's TLS proxy. The local
+# stack's relay (`python -m devstack zenith --watch`) serves plain http on a loopback port instead.
+ZENITH_LINK_SCHEME = env_str("ZENITH_LINK_SCHEME", "https")
+if ZENITH_LINK_SCHEME not in ("https", "http"):
+    raise ImproperlyConfigured(f"ZENITH_LINK_SCHEME must be https or http, not {ZENITH_LINK_SCHEME!r}")
+ZENITH_LINK_PORT = env_int("ZENITH_LINK_PORT", 0)
+if not 0 <= ZENITH_LINK_PORT <= 65535:
+    raise ImproperlyConfigured(f"ZENITH_LINK_PORT must be a port (0: the scheme's own), not {ZENITH_LINK_PORT}")
 # The NodePorts the console picks from for the platforms' registries (the Kubernetes default range).
 REGISTRY_NODE_PORT_MIN = env_int("REGISTRY_NODE_PORT_MIN", 30000)
 REGISTRY_NODE_PORT_MAX = env_int("REGISTRY_NODE_PORT_MAX", 32767)

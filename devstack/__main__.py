@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
             environment = stack.console_env()
             # `make run`'s console: with the node its platforms run there (the tests keep helm-without-node).
             environment["HELM_EXECUTABLE"] = environment.get("NODE_HELM_EXECUTABLE", environment["HELM_EXECUTABLE"])
+            # Its Zenith links lead to `zenith --watch`'s proxy: plain http on loopback, no certificate.
+            environment["ZENITH_LINK_SCHEME"] = "http"
+            environment["ZENITH_LINK_PORT"] = str(config.PORTS.zenith_proxy)
             for key, value in environment.items():
                 print(f"export {key}='{value}'")
         elif args.command == "zenith":
@@ -48,7 +51,11 @@ def parser() -> argparse.ArgumentParser:
         help=f"play the Zenith operator: mark platforms' Reservations Ready under {config.ZENITH_BASE_DOMAIN}",
     )
     play.add_argument("platform", nargs="?", help="only this platform (default: every platform)")
-    play.add_argument("--watch", action="store_true", help="keep marking new Reservations Ready until Ctrl-C")
+    play.add_argument(
+        "--watch",
+        action="store_true",
+        help=f"keep marking Reservations Ready until Ctrl-C, serving them at {config.HOST}:{config.PORTS.zenith_proxy}",
+    )
     return top
 
 
@@ -61,7 +68,10 @@ def print_up() -> None:
     print(f"devstack: chart repository {config.CHART_REPO_URL} ({config.APP_CHART_NAME} {versions})")
     print(f"devstack: logs in {config.LOG_DIR}")
     domain = config.ZENITH_BASE_DOMAIN
-    print(f"devstack: no Zenith runs here; play it (addresses under {domain}) with: python -m devstack zenith --watch")
+    print(
+        f"devstack: no Zenith runs here; play it (http://<service>-<platform>.{domain}:{config.PORTS.zenith_proxy}) "
+        "with: python -m devstack zenith --watch"
+    )
     for username, password, role in config.DEMO_USERS:
         print(f"devstack: demo login {username} / {password} ({role})")
 
@@ -71,8 +81,13 @@ def play_zenith(platform: str | None, keep_watching: bool) -> None:
     api = zenith.local_api()
     which = f"platform {platform}" if platform else "every platform"
     if keep_watching:
-        print(f"devstack: marking the Reservations of {which} Ready as they appear; stop with Ctrl-C", flush=True)
-        zenith.watch(api, platform, lambda line: print(f"devstack: {line}", flush=True))
+        proxy = zenith.start_proxy()
+        print(
+            f"devstack: marking the Reservations of {which} Ready as they appear, and serving them at "
+            f"{zenith.proxy_url('<service>-<platform>.' + config.ZENITH_BASE_DOMAIN, proxy.port)}; stop with Ctrl-C",
+            flush=True,
+        )
+        zenith.watch(api, platform, lambda line: print(f"devstack: {line}", flush=True), proxy=proxy)
     exposed = zenith.expose_locally(api, platform)
     for item in exposed:
         print(f"devstack: {item}")

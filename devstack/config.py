@@ -39,6 +39,8 @@ class Ports:
     keycloak_management: int = _port("DEVSTACK_KEYCLOAK_MANAGEMENT_PORT", 18090)
     chart_repo: int = _port("DEVSTACK_CHART_REPO_PORT", 18081)
     redis: int = _port("DEVSTACK_REDIS_PORT", 16379)
+    # Zenith's proxy, run by `python -m devstack zenith --watch` (devstack/zenith_proxy.py).
+    zenith_proxy: int = _port("DEVSTACK_ZENITH_PROXY_PORT", 18082)
 
 
 PORTS = Ports()

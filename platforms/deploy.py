@@ -338,7 +338,8 @@ def apply_links(platform: Platform, found: list[ServiceLinkInfo]) -> bool:
     - every service ready and the values up to date: the platform is Deployed.
     """
     cluster = platform.cluster
-    checked = check_links(found, cluster.zenith_base_domain, expected_ingress_urls(platform))
+    zenith_origin = (settings.ZENITH_LINK_SCHEME, settings.ZENITH_LINK_PORT)
+    checked = check_links(found, cluster.zenith_base_domain, expected_ingress_urls(platform), zenith_origin)
     record_links(platform, checked)
     if platform.operations.filter(state__in=Operation.ACTIVE_STATES).exists():
         return False

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from django.conf import settings
+
 from platforms.access import SERVICES
 from platforms.services.types import ServiceLinkInfo
 from platforms.values import SERVICE_LABELS
@@ -46,12 +48,18 @@ def check_host(value: object, base_domain: str = "") -> str:
 
 
 def is_service_url(url: str) -> bool:
-    """True for the only URLs the console records: http(s)://<plain host name>, nothing more."""
+    """True for the only URLs the console records: http(s)://<plain host name>, nothing more.
+
+    The one port allowed is the console's own ZENITH_LINK_PORT (check_host refuses a reported one).
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or url != f"{parts.scheme}://{parts.netloc}":
         return False
+    host, colon, port = parts.netloc.partition(":")
+    if colon and (not settings.ZENITH_LINK_PORT or port != str(settings.ZENITH_LINK_PORT)):
+        return False
     try:
-        check_host(parts.netloc)
+        check_host(host)
     except RefusedAddress:
         return False
     return True
@@ -79,11 +87,22 @@ class CheckedLink:
         return SERVICE_LABELS[self.name][0]
 
 
-def check_link(info: ServiceLinkInfo, zenith_base_domain: str = "", ingress_url: str = "") -> CheckedLink:
+def zenith_url(host: str, scheme: str = "https", port: int = 0) -> str:
+    """The link to a host Zenith exposes: https://<host> behind Zenith's TLS proxy, unless the console
+    is set otherwise (ZENITH_LINK_SCHEME and ZENITH_LINK_PORT, e.g. the local stack's plain-http relay)."""
+    return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
+
+
+def check_link(
+    info: ServiceLinkInfo,
+    zenith_base_domain: str = "",
+    ingress_url: str = "",
+    zenith_origin: tuple[str, int] = ("https", 0),
+) -> CheckedLink:
     """The link for one reported service.
 
-    With Zenith the link is https://<reported fqdn>, accepted under the cluster's base domain;
-    with an Ingress the reported host must be exactly the one the console asked for (ingress_url).
+    With Zenith the link is zenith_url(<reported fqdn>, *zenith_origin), accepted under the cluster's
+    base domain; with an Ingress the reported host must be exactly the one the console asked for (ingress_url).
     """
     if not info.ready:
         return CheckedLink(info.name, "", False)
@@ -95,15 +114,19 @@ def check_link(info: ServiceLinkInfo, zenith_base_domain: str = "", ingress_url:
         label = SERVICE_LABELS[info.name][0]
         problem = f"The cluster reported “{shown(info.host)}” as the address of {label}; it is not used, as {exc}."
         return CheckedLink(info.name, "", False, problem)
-    return CheckedLink(info.name, ingress_url or f"https://{host}", True)
+    return CheckedLink(info.name, ingress_url or zenith_url(host, *zenith_origin), True)
 
 
 def check_links(
-    found: list[ServiceLinkInfo], zenith_base_domain: str = "", ingress_urls: dict[str, str] | None = None
+    found: list[ServiceLinkInfo],
+    zenith_base_domain: str = "",
+    ingress_urls: dict[str, str] | None = None,
+    zenith_origin: tuple[str, int] = ("https", 0),
 ) -> list[CheckedLink]:
     """The platform's services as reported, checked; other names and repeats of a service are left out."""
     checked: dict[str, CheckedLink] = {}
     for info in found:
         if info.name in SERVICES and info.name not in checked:
-            checked[info.name] = check_link(info, zenith_base_domain, (ingress_urls or {}).get(info.name, ""))
+            ingress_url = (ingress_urls or {}).get(info.name, "")
+            checked[info.name] = check_link(info, zenith_base_domain, ingress_url, zenith_origin)
     return [checked[name] for name in SERVICES if name in checked]

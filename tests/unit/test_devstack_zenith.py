@@ -7,6 +7,7 @@ from kubernetes.client.exceptions import ApiException
 from devstack import __main__ as cli
 from devstack import config, zenith
 from devstack.procs import DevstackError
+from devstack.zenith_proxy import ZenithProxy
 from platforms.service_addresses import check_host
 
 
@@ -64,8 +65,8 @@ def test_expose_marks_each_reservation_of_the_platform_ready_by_its_service_labe
         ("demo", "jupyterhub", "jupyterhub-demo.zenith.localhost"),
     ]
     assert [str(item) for item in exposed] == [
-        "demo/binderhub marked Ready: https://binderhub-demo.zenith.localhost",
-        "demo/jupyterhub marked Ready: https://jupyterhub-demo.zenith.localhost",
+        "demo/binderhub marked Ready: binderhub-demo.zenith.localhost",
+        "demo/jupyterhub marked Ready: jupyterhub-demo.zenith.localhost",
     ]
 
 
@@ -115,9 +116,7 @@ def test_command_prints_each_address_or_what_to_do_when_there_is_none(monkeypatc
     api = FakeCustomObjects([reservation("demo", "jupyterhub")])
     monkeypatch.setattr(zenith, "local_api", lambda: api)
     assert cli.main(["zenith", "demo"]) == 0
-    assert (
-        capsys.readouterr().out == "devstack: demo/jupyterhub marked Ready: https://jupyterhub-demo.zenith.localhost\n"
-    )
+    assert capsys.readouterr().out == "devstack: demo/jupyterhub marked Ready: jupyterhub-demo.zenith.localhost\n"
     assert cli.main(["zenith", "nothing-here"]) == 0
     assert "no Reservations found for platform nothing-here" in capsys.readouterr().out
 
@@ -138,7 +137,36 @@ def test_watch_reports_only_newly_marked_reservations_and_keeps_going_after_an_o
     with pytest.raises(KeyboardInterrupt):
         zenith.watch(api, None, lines.append)
     assert lines == [
-        "demo/binderhub marked Ready: https://binderhub-demo.zenith.localhost",
+        "demo/binderhub marked Ready: binderhub-demo.zenith.localhost",
         "the local Kubernetes API is not answering (trying again)",
     ]
     assert len(api.patches) == 1  # Ready after the first round, so left alone in the third
+
+
+def test_the_watch_gives_its_proxy_the_names_it_wrote_and_says_where_they_are_served(monkeypatch):
+    elsewhere = {"phase": "Ready", "subdomain": "x", "fqdn": "x.example.org"}
+    api = FakeCustomObjects([reservation("demo", "jupyterhub"), reservation("demo", "binderhub", status=elsewhere)])
+    proxy = ZenithProxy(lambda namespace, name: ("10.0.0.1", 80), port=18082)
+    rounds = iter([None, KeyboardInterrupt()])
+
+    def sleep(seconds):
+        if stop := next(rounds):
+            raise stop
+
+    monkeypatch.setattr(zenith.time, "sleep", sleep)
+    lines: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        zenith.watch(api, "demo", lines.append, proxy=proxy)
+    assert proxy.routes == {"jupyterhub-demo.zenith.localhost": ("demo", "jupyterhub")}
+    assert lines == [
+        "demo/jupyterhub marked Ready: jupyterhub-demo.zenith.localhost, "
+        "served at http://jupyterhub-demo.zenith.localhost:18082"
+    ]
+
+
+def test_make_runs_console_links_to_the_proxy(monkeypatch, capsys):
+    monkeypatch.setattr(cli.stack, "console_env", lambda: {"HELM_EXECUTABLE": "helm"})
+    assert cli.main(["env"]) == 0
+    exports = capsys.readouterr().out.splitlines()
+    assert "export ZENITH_LINK_SCHEME='http'" in exports
+    assert f"export ZENITH_LINK_PORT='{config.PORTS.zenith_proxy}'" in exports

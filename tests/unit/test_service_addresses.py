@@ -79,6 +79,15 @@ def test_unknown_services_and_repeats_are_left_out():
     assert [(link.name, link.url) for link in check_links(found)] == [("jupyterhub", "https://b.example.org")]
 
 
+def test_zenith_links_take_the_consoles_scheme_and_port_never_a_reported_one():
+    [default] = check_links([reported("hub.apps.example.org")], "apps.example.org")
+    [local] = check_links([reported("hub.zenith.localhost")], "zenith.localhost", zenith_origin=("http", 18082))
+    [ported] = check_links([reported("hub.apps.example.org:8443")], "apps.example.org", zenith_origin=("http", 80))
+    assert default.url == "https://hub.apps.example.org"
+    assert local.url == "http://hub.zenith.localhost:18082"
+    assert (ported.url, ported.ready) == ("", False)
+
+
 @pytest.mark.parametrize(
     ("url", "accepted"),
     [
@@ -93,6 +102,24 @@ def test_unknown_services_and_repeats_are_left_out():
     ],
 )
 def test_only_urls_of_the_recorded_shape_are_followed(url, accepted):
+    assert is_service_url(url) is accepted
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("http://hub.zenith.localhost:18082", True),
+        ("https://hub.zenith.localhost:18082", True),
+        ("http://hub.zenith.localhost", True),
+        ("http://hub.zenith.localhost:443", False),
+        ("http://hub.zenith.localhost:018082", False),
+        ("http://hub.zenith.localhost:", False),
+        ("http://hub.zenith.localhost:18082:18082", False),
+        ("http://u@hub.zenith.localhost:18082", False),
+    ],
+)
+def test_the_only_port_followed_is_the_consoles_own_zenith_link_port(settings, url, accepted):
+    settings.ZENITH_LINK_PORT = 18082
     assert is_service_url(url) is accepted
 
 
