@@ -24,7 +24,7 @@ from platforms.access import SERVICES, platform_group
 from platforms.models import Cluster, Operation, Platform, ServiceLink
 from platforms.service_addresses import CheckedLink, check_links
 from platforms.services import helm, kube
-from platforms.services.errors import Conflict, NoAnswer, ServiceError
+from platforms.services.errors import BadInput, Conflict, NoAnswer, ServiceError
 from platforms.services.types import ReleaseInfo, ReleaseSpec, ServiceLinkInfo
 from platforms.values import REGISTRY_USERNAME, SERVICE_LABELS, ValuesInput, build_values, ingress_urls, known_links
 
@@ -281,6 +281,18 @@ def run_helm(platform: Platform, release_spec: ReleaseSpec) -> tuple[ReleaseInfo
         if not recovered:
             raise
         return helm.get_helm().install_or_upgrade(release_spec), recovered
+    except BadInput as exc:
+        if NODE_PORT_TAKEN not in str(exc):
+            raise
+        # Another Service took the port between the console's look at the cluster and helm's install
+        # (another console, a person): forget it, so that a retry chooses again.
+        port = platform.registry_node_port
+        Platform.objects.filter(pk=platform.pk, registry_node_port=port).update(registry_node_port=None)
+        raise BadInput(f"{exc}\nThe registry's NodePort {port} was taken meanwhile; Retry chooses another.") from None
+
+
+# What the API server answers when a Service asks for a NodePort that another Service holds.
+NODE_PORT_TAKEN = "provided port is already allocated"
 
 
 def uninstall(operation: Operation) -> None:

@@ -332,6 +332,26 @@ def test_the_registry_gets_the_lowest_node_port_free_on_the_cluster_and_keeps_it
     assert other.registry_node_port == 30002
 
 
+def test_a_node_port_taken_before_helm_installs_is_chosen_again_at_the_retry(
+    platform, fake_helm, fake_cluster, settings
+):
+    settings.REGISTRY_NODE_PORT_MIN, settings.REGISTRY_NODE_PORT_MAX = 30000, 30010
+    fake_helm.error = BadInput(
+        'Helm refused the chart or its values: Service "registry" is invalid: spec.ports[0].nodePort: '
+        "Invalid value: 30000: provided port is already allocated"
+    )
+    first = request(platform, "install")
+    tasks.run_operation(first.pk)
+    first.refresh_from_db()
+    assert first.state == "failed"
+    assert "The registry's NodePort 30000 was taken meanwhile; Retry chooses another." in first.error
+    assert Platform.objects.get(pk=platform.pk).registry_node_port is None
+    fake_helm.error = None
+    fake_cluster.cluster.node_ports = {30000}  # the Service that took it
+    tasks.run_operation(request(platform, "install").pk)
+    assert Platform.objects.get(pk=platform.pk).registry_node_port == 30001
+
+
 def test_no_free_node_port_fails_the_install_clearly(platform, fake_helm, fake_cluster, settings):
     settings.REGISTRY_NODE_PORT_MIN, settings.REGISTRY_NODE_PORT_MAX = 30000, 30001
     fake_cluster.cluster.node_ports = {30000, 30001}
