@@ -365,9 +365,8 @@ def apply_links(platform: Platform, found: list[ServiceLinkInfo]) -> bool:
         message, status = "", Platform.Status.DEPLOYED
     else:
         message, status = " ".join(problems) or waiting_message(cluster, checked), platform.status
-    Platform.objects.filter(pk=platform.pk).exclude(status=status, status_message=message).update(
-        status=status, status_message=message, updated_at=timezone.now()
-    )
+    if (platform.status, platform.status_message) != (status, message):
+        Platform.objects.filter(pk=platform.pk).update(status=status, status_message=message, updated_at=timezone.now())
     return False
 
 

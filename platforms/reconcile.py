@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from platforms import deploy
@@ -215,13 +216,10 @@ def settle(look: ClusterLook, follow_up: Callable[[Platform], None]) -> None:
             look.error,
         )
         return
-    for platform in look.deployed:
-        deploy.check_release(platform, look.releases.get(platform.name))
-    for platform in look.waiting:
-        try:
-            needs_upgrade = deploy.apply_links(platform, look.links.get(platform.name, []))
-        except ServiceError as exc:
-            logger.warning("platform=%s links not recorded: %s", platform.name, exc)
-            continue
-        if needs_upgrade:
-            follow_up(platform)
+    # One transaction a cluster, not one a write: on SQLite each commit is a flush to disk.
+    with transaction.atomic():
+        for platform in look.deployed:
+            deploy.check_release(platform, look.releases.get(platform.name))
+        for platform in look.waiting:
+            if deploy.apply_links(platform, look.links.get(platform.name, [])):
+                follow_up(platform)
