@@ -1,6 +1,6 @@
 """Benchmark: the reconcile pass at 10 and at 1,000 platforms over 3 clusters, and the old way beside it.
 
-Run:  .venv/bin/python bench/reconcile.py [--sizes 10,1000] [--passes 3] [--old-sample 100] [--keep]
+Run:  .venv/bin/python bench/reconcile.py [--sizes 10,1000] [--passes 3] [--old-sample 100] [--remove]
 Needs the local stack (`.venv/bin/python -m devstack up`). What is real: the kube-apiserver, Helm's
 release records and the Reservations on it, the console's pass (platforms.reconcile.run_pass, as
 the worker runs it, minus Keycloak's access check, which is paced on its own), and helm itself
@@ -9,7 +9,9 @@ for the old way. Each platform gets a namespace with a release record exactly as
 and the two Reservations of its services; seven in ten are Deployed, three in ten wait for Zenith.
 What is simulated: the 3 clusters are 3 registered clusters (own kubeconfig contexts) on the one
 local API server, so each cluster's listing returns every platform's records, three times what 3
-real clusters would each return. Objects are made in namespaces `rb<run>-<n>`, removed at the end.
+real clusters would each return. Objects are made in namespaces `rbench-<n>` and kept for the next
+run (making and deleting 1,000 namespaces loads the shared API server for minutes); --remove deletes
+them at the end. Each listing also returns whatever else is on the stack.
 
 It prints, for each size, the pass time (median and worst of --passes) and the API requests per
 cluster in a pass, counted at the HTTP layer; then the old way (one `helm status` per Deployed
@@ -27,7 +29,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,7 +39,6 @@ WORK = Path(tempfile.mkdtemp(prefix="binderadmin-reconcile-"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "binderadmin.settings")
 os.environ["DATABASE_URL"] = f"sqlite:///{WORK / 'bench.sqlite3'}"
 CLUSTERS = ("c0", "c1", "c2")
-RUN = uuid.uuid4().hex[:4]
 
 
 def kubeconfig_for(text: str, context: str) -> str:
@@ -94,11 +94,13 @@ def make_on_cluster(api, names: list[str]) -> None:
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
 
     def make(name: str) -> None:
-        core.create_namespace({"metadata": {"name": name, "labels": {"binderadmin.io/bench": RUN}}})
-        core.create_namespaced_secret(name, release_record(name))
+        existing(core.create_namespace, {"metadata": {"name": name}})
+        existing(core.create_namespaced_secret, name, release_record(name))
         for service in ("binderhub", "jupyterhub"):
             body, status = reservation(service, not waits(name), name)
-            custom.create_namespaced_custom_object("zenith.stackhpc.com", "v1alpha1", name, "reservations", body)
+            existing(
+                custom.create_namespaced_custom_object, "zenith.stackhpc.com", "v1alpha1", name, "reservations", body
+            )
             if status:
                 custom.patch_namespaced_custom_object_status(
                     "zenith.stackhpc.com", "v1alpha1", name, "reservations", service, status
@@ -106,6 +108,17 @@ def make_on_cluster(api, names: list[str]) -> None:
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(make, names))
+
+
+def existing(create, *args) -> None:
+    """Create the object unless it is there from an earlier run."""
+    from kubernetes import client
+
+    try:
+        create(*args)
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
 
 
 def remove_from_cluster(api, names: list[str]) -> None:
@@ -125,7 +138,7 @@ def remove_from_cluster(api, names: list[str]) -> None:
 
 
 def name_of(index: int) -> str:
-    return f"rb{RUN}-{index}"
+    return f"rbench-{index}"
 
 
 def waits(name: str) -> bool:
@@ -186,7 +199,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,1000")
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--old-sample", type=int, default=100)
-    parser.add_argument("--keep", action="store_true", help="leave the namespaces on the local stack")
+    parser.add_argument("--remove", action="store_true", help="delete the namespaces from the local stack")
     options = parser.parse_args()
     sizes = sorted(int(size) for size in options.sizes.split(","))
 
@@ -232,7 +245,10 @@ def main() -> None:
                 for index, name in enumerate(names, start=made)
             )
             made = size
-            print(f"{size} platforms on the stack ({time.perf_counter() - started:.0f} s to make them)", flush=True)
+            print(
+                f"{size} platforms on the stack ({time.perf_counter() - started:.0f} s to make or find them)",
+                flush=True,
+            )
             times, calls = timed_passes(options.passes, counter)
             results.append((size, times, calls))
             print(
@@ -258,7 +274,7 @@ def main() -> None:
             f"same requests at every size: {same}"
         )
     finally:
-        if not options.keep:
+        if options.remove:
             remove_from_cluster(api, [name_of(index) for index in range(attempted)])
 
 
