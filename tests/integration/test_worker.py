@@ -184,7 +184,6 @@ def broker_env(request, devstack, monkeypatch) -> dict[str, str]:
     monkeypatch.setattr(Conf, "ORM", None)
     monkeypatch.setattr(Conf, "REDIS", devstack_config.REDIS_URL)
     monkeypatch.setattr(Conf, "BROKER_CLASS", "platforms.tasks.TakerRecordingRedis")  # as settings choose it
-    monkeypatch.setattr(Conf, "BROKER_CLASS", "platforms.tasks.TakerRecordingRedis")
     monkeypatch.setattr(Conf, "PREFIX", name)
     monkeypatch.setattr(Conf, "CLUSTER_NAME", name)
     yield {"REDIS_URL": devstack_config.REDIS_URL, "Q_CLUSTER_NAME": name}
