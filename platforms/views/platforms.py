@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,11 +13,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from platforms import tasks
+from platforms import operations, tasks
 from platforms.access import SERVICES, group_paths, is_console_admin, require_console_admin, services_reached
 from platforms.auth import mirror_groups
 from platforms.forms import EditPlatformForm, LaunchForm
-from platforms.models import AuditEvent, Cluster, Operation, Platform, PlatformBusy, ServiceLink
+from platforms.models import Cluster, Operation, Platform, PlatformBusy, ServiceLink
 from platforms.service_addresses import is_service_url
 from platforms.services import charts
 from platforms.services.errors import NotFound, ServiceError
@@ -89,16 +89,12 @@ def platform_create(request: HttpRequest) -> HttpResponse:
     initial = {"cluster": Cluster.objects.filter(name=request.GET.get("cluster", "")).first()}
     form = LaunchForm(request.POST or None, app_versions=versions, initial=initial)
     if request.method == "POST" and form.is_valid():
+        platform = form.save(commit=False)
         try:
-            with transaction.atomic():
-                platform = form.save(commit=False)
-                platform.created_by = platform.updated_by = request.user
-                platform.save()
-                tasks.request_and_enqueue(platform, Operation.Kind.INSTALL, request.user)
+            operations.launch(platform, request.user)
         except IntegrityError:
             form.add_error("name", "A platform with this name already exists.")
         else:
-            AuditEvent.record(request.user, "platform.launch", platform.name, f"version {platform.app_version}")
             messages.success(request, f"Launch of {platform.name} requested.")
             if form.capacity_warning:
                 messages.warning(request, form.capacity_warning)
@@ -186,21 +182,12 @@ def platform_retry(request: HttpRequest, name: str) -> HttpResponse:
     """Retry a failed platform: run its last failed operation again (an install if it never had one)."""
     require_console_admin(request.user, "retry platform operations")
     platform = visible_platform_or_404(request, name)
-    if platform.status != Platform.Status.FAILED:
-        messages.error(request, f"{platform.name} has not failed; there is nothing to retry.")
-        return redirect(platform)
-    last = platform.operations.first()
-    kind = last.kind if last else Operation.Kind.INSTALL
-    if kind == Operation.Kind.INSTALL and platform.operations.filter(state=Operation.State.SUCCEEDED).exists():
-        kind = Operation.Kind.UPGRADE
     try:
-        with transaction.atomic():
-            tasks.request_and_enqueue(platform, kind, request.user)
-    except PlatformBusy as exc:
+        operation = operations.retry(platform, request.user)
+    except (operations.NothingToRetry, PlatformBusy) as exc:
         messages.error(request, str(exc))
     else:
-        AuditEvent.record(request.user, "platform.retry", platform.name, kind)
-        messages.success(request, f"{kind.capitalize()} of {platform.name} requested again.")
+        messages.success(request, f"{operation.kind.capitalize()} of {platform.name} requested again.")
     return redirect(platform)
 
 
@@ -249,16 +236,12 @@ def platform_edit(request: HttpRequest, name: str) -> HttpResponse:
     versions, versions_error = available_app_versions()
     form = EditPlatformForm(request.POST or None, instance=platform, app_versions=versions)
     if request.method == "POST" and form.is_valid():
+        platform = form.save(commit=False)
         try:
-            with transaction.atomic():
-                platform = form.save(commit=False)
-                platform.updated_by = request.user
-                platform.save()
-                tasks.request_and_enqueue(platform, Operation.Kind.UPGRADE, request.user)
+            operations.change(platform, request.user)
         except PlatformBusy as exc:
             form.add_error(None, str(exc))
         else:
-            AuditEvent.record(request.user, "platform.change", platform.name, f"version {platform.app_version}")
             messages.success(request, f"Upgrade of {platform.name} requested.")
             if form.capacity_warning:
                 messages.warning(request, form.capacity_warning)
@@ -279,12 +262,10 @@ def platform_delete(request: HttpRequest, name: str) -> HttpResponse:
             error = f"Type {platform.name} exactly to confirm."
         else:
             try:
-                with transaction.atomic():
-                    tasks.request_and_enqueue(platform, Operation.Kind.UNINSTALL, request.user)
+                operations.delete(platform, request.user)
             except PlatformBusy as exc:
                 error = str(exc)
             else:
-                AuditEvent.record(request.user, "platform.delete", platform.name)
                 messages.success(request, f"Deletion of {platform.name} requested.")
                 return redirect(platform)
     status = 400 if error else 200
