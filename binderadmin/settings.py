@@ -188,11 +188,16 @@ if not 0 <= ZENITH_LINK_PORT <= 65535:
 # The NodePorts the console picks from for the platforms' registries (the Kubernetes default range).
 REGISTRY_NODE_PORT_MIN = env_int("REGISTRY_NODE_PORT_MIN", 30000)
 REGISTRY_NODE_PORT_MAX = env_int("REGISTRY_NODE_PORT_MAX", 32767)
+# Keycloak as the console's own processes reach it (token, userinfo, signing keys, admin API) when that
+# is not the address browsers use, e.g. a console in a cluster calling Keycloak's Service there. ID
+# tokens still name KEYCLOAK_URL as their issuer (Keycloak's fixed hostname). Empty: KEYCLOAK_URL.
+KEYCLOAK_BACKCHANNEL_URL = env_str("KEYCLOAK_BACKCHANNEL_URL", "").rstrip("/") or KEYCLOAK_URL
 _oidc = f"{OIDC_OP_ISSUER}/protocol/openid-connect"
+_oidc_backchannel = f"{KEYCLOAK_BACKCHANNEL_URL}/realms/{KEYCLOAK_REALM}/protocol/openid-connect"
 OIDC_OP_AUTHORIZATION_ENDPOINT = f"{_oidc}/auth"
-OIDC_OP_TOKEN_ENDPOINT = f"{_oidc}/token"
-OIDC_OP_USER_ENDPOINT = f"{_oidc}/userinfo"
-OIDC_OP_JWKS_ENDPOINT = f"{_oidc}/certs"
+OIDC_OP_TOKEN_ENDPOINT = f"{_oidc_backchannel}/token"
+OIDC_OP_USER_ENDPOINT = f"{_oidc_backchannel}/userinfo"
+OIDC_OP_JWKS_ENDPOINT = f"{_oidc_backchannel}/certs"
 OIDC_OP_LOGOUT_ENDPOINT = f"{_oidc}/logout"
 OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID", "binderadmin-console")
 OIDC_RP_CLIENT_SECRET = env_secret("OIDC_RP_CLIENT_SECRET", "dev-console-secret")

@@ -455,7 +455,7 @@ def _page(found: list, first: int, size: int) -> UserPage:
 def get_directory() -> GroupDirectory:
     """The configured Keycloak directory (tests clear this cache to swap settings)."""
     return GroupDirectory(
-        server_url=settings.KEYCLOAK_URL,
+        server_url=settings.KEYCLOAK_BACKCHANNEL_URL,
         realm=settings.KEYCLOAK_REALM,
         client_id=settings.KEYCLOAK_ADMIN_CLIENT_ID,
         client_secret=settings.KEYCLOAK_ADMIN_CLIENT_SECRET,

@@ -25,6 +25,7 @@ BAD_VALUES = [
     ("config.hosts", ["https://console.example.org"], "a URL where a host name goes"),
     ("config.hosts", ["Console_Host"], "not a DNS name"),
     ("config.keycloakUrl", "keycloak.example.org", "a URL without its scheme"),
+    ("config.keycloakBackchannelUrl", "keycloak:8080", "a URL without its scheme"),
     ("config.adminGroup", "admins", "a group path without its leading slash"),
     ("config.env", {"DATABASE_URL": "postgresql://u:pw@db/x"}, "a secret setting as a plain value"),
     ("config.env", {"DJANGO_SECRET_KEY_FILE": "/etc/key"}, "a _FILE setting the chart does not mount"),

@@ -107,6 +107,29 @@ def test_redis_url_switches_the_task_broker():
     assert result.stdout.split() == ["redis://127.0.0.1:6379/0", "None"]
 
 
+def test_keycloak_backchannel_url_moves_the_server_calls_but_not_the_browser_or_the_issuer():
+    names = ("OIDC_OP_ISSUER", "OIDC_OP_AUTHORIZATION_ENDPOINT", "OIDC_OP_TOKEN_ENDPOINT", "OIDC_OP_JWKS_ENDPOINT")
+    result = subprocess.run(
+        [sys.executable, "-c", f"import binderadmin.settings as s; print(*(getattr(s, n) for n in {names!r}))"],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "KEYCLOAK_URL": "https://id.example.org",
+            "KEYCLOAK_BACKCHANNEL_URL": "http://kc:8080/",
+            "KEYCLOAK_REALM": "binderadmin",
+        },
+        capture_output=True,
+        text=True,
+    )
+    oidc = "realms/binderadmin/protocol/openid-connect"
+    assert result.stdout.split() == [
+        "https://id.example.org/realms/binderadmin",
+        f"https://id.example.org/{oidc}/auth",
+        f"http://kc:8080/{oidc}/token",
+        f"http://kc:8080/{oidc}/certs",
+    ]
+
+
 def test_deploy_checks_pass_with_production_settings():
     env = {
         **{k: v for k, v in os.environ.items() if k not in PRODUCTION_SECRETS},

@@ -120,6 +120,10 @@ REDIS_URL: redisUrl
   value: {{ $config.behindTlsProxy | quote }}
 - name: KEYCLOAK_URL
   value: {{ $config.keycloakUrl | quote }}
+{{- with $config.keycloakBackchannelUrl }}
+- name: KEYCLOAK_BACKCHANNEL_URL
+  value: {{ . | quote }}
+{{- end }}
 - name: KEYCLOAK_REALM
   value: {{ $config.keycloakRealm | quote }}
 - name: KEYCLOAK_ADMIN_CLIENT_ID
