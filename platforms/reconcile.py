@@ -72,8 +72,8 @@ def run_pass(send: Callable[[int], None], follow_up: Callable[[Platform], None])
 def recover_operations() -> list[tuple[int, str]]:
     """Operations to send to the worker again, each with what happened to it, in words.
 
-    - running, but its worker process or its worker cluster is dead (or it ran past the task
-      timeout): back to queued, as it did start;
+    - running, but its worker process on this host is gone (or it ran past the task timeout):
+      back to queued, as it did start;
     - queued, and the worker cluster that took its task from the queue died before starting it;
     - queued, and no worker took it within QUEUED_OPERATION_GRACE_SECONDS (or its automatic retry
       is that late): its task was lost before it reached a worker.
@@ -86,8 +86,8 @@ def recover_operations() -> list[tuple[int, str]]:
 
 
 def dead_cluster_check(now) -> Callable[[str], bool]:
-    """Whether a worker cluster ("<host>:<pid>") is dead: on this host, its process is gone; on
-    another, its lease expired (a cluster never seen is not known to be dead)."""
+    """Whether a worker cluster ("<host>:<pid>") is dead: its process is gone (on this host) or its
+    lease expired (a cluster never seen is not known to be dead)."""
     leases = {
         name.removeprefix(WORKER_CLUSTER_LEASE): expires_at
         for name, expires_at in Lease.objects.filter(name__startswith=WORKER_CLUSTER_LEASE).values_list(
@@ -97,8 +97,8 @@ def dead_cluster_check(now) -> Callable[[str], bool]:
 
     def cluster_dead(name: str) -> bool:
         host, _, pid = name.partition(":")
-        if host == socket.gethostname():
-            return not pid_alive(pid)
+        if host == socket.gethostname() and not pid_alive(pid):
+            return True
         return name in leases and leases[name] < now
 
     return cluster_dead
@@ -109,10 +109,10 @@ def recover_running(now, cluster_dead: Callable[[str], bool]) -> list[tuple[int,
     stale_after = timezone.timedelta(seconds=settings.Q_CLUSTER["timeout"] + 60)
     for operation in Operation.objects.filter(state=Operation.State.RUNNING):
         host, _, pid = operation.worker.partition(":")
+        # Not the worker cluster's lease: a worker may outlive its cluster, or miss a renewal, and
+        # a second helm on a release being changed would undo the first one's work.
         if host == socket.gethostname() and not pid_alive(pid):
             why = f"was left running by worker {operation.worker}, which died"
-        elif operation.taken_by and cluster_dead(operation.taken_by):
-            why = f"was left running by worker cluster {operation.taken_by}, which died"
         elif operation.started_at and now - operation.started_at > stale_after:
             why = f"has run longer than the task timeout on worker {operation.worker}"
         else:

@@ -269,11 +269,20 @@ def test_an_operation_no_worker_took_is_sent_again_after_the_grace_and_then_not_
     assert f"operation={queued.pk} waited 90 s without a worker taking it" in caplog.text
 
 
-def test_a_running_operation_of_a_dead_worker_cluster_on_another_host_is_queued_again(queued, sent, clusters):
+def test_a_running_operation_is_not_taken_from_a_worker_on_another_host_by_its_clusters_lease(queued, sent, clusters):
+    # Its worker may outlive its cluster: a second helm on the release would undo the first's work.
     Operation.objects.filter(pk=queued.pk).update(
         state="running", worker="other-host:8", taken_by="other-host:7", started_at=timezone.now()
     )
     Lease.objects.create(name=f"{reconcile.WORKER_CLUSTER_LEASE}other-host:7", holder="x", expires_at=timezone.now())
+    tasks.reconcile()
+    queued.refresh_from_db()
+    assert (queued.state, sent) == ("running", [])
+
+
+def test_a_running_operation_past_the_task_timeout_is_queued_again(queued, sent, clusters, settings):
+    long_ago = timezone.now() - timezone.timedelta(seconds=settings.Q_CLUSTER["timeout"] + 61)
+    Operation.objects.filter(pk=queued.pk).update(state="running", worker="other-host:8", started_at=long_ago)
     tasks.reconcile()
     queued.refresh_from_db()
     assert (queued.state, queued.worker, sent) == ("queued", "", [queued.pk])
