@@ -1,7 +1,7 @@
 """Template helpers of the console: relative timestamps, and the rows of its two busiest tables."""
 
-import html
 from datetime import datetime, tzinfo
+from html import escape
 
 from django import template
 from django.utils import timezone
@@ -32,30 +32,44 @@ def ago(seconds: float) -> str:
     return "just now"
 
 
-def time_tag(value: datetime | None, now: datetime, zone: tzinfo) -> str:
+def fragment(template: str, *values) -> SafeString:
+    """format_html's rule, without its cost: each value escaped unless it is HTML already.
+
+    django.utils.html.format_html escapes each value through the lazy-string machinery, which made the
+    platform list measurably slower (bench/request_cost.py).
+    """
+    return SafeString(template.format(*[v if hasattr(v, "__html__") else escape(str(v)) for v in values]))
+
+
+NO_TIME = mark_safe("—")
+
+
+def time_tag(value: datetime | None, now: datetime, zone: tzinfo) -> SafeString:
     """The `<time>` element of `when`; tables pass `now` and the zone once for all their rows."""
     if not value:
-        return "—"
-    exact = html.escape(value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z"))
+        return NO_TIME
+    exact = value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
     relative = ago((now - value).total_seconds())
-    return f'<time datetime="{value.isoformat()}" title="{exact}">{relative}</time>'
+    return fragment('<time datetime="{}" title="{}">{}</time>', value.isoformat(), exact, relative)
 
 
 @register.filter
-def when(value: datetime | None) -> str:
+def when(value: datetime | None) -> SafeString:
     """`<time>` saying "5 minutes ago", with the exact local time as its tooltip; "—" when empty."""
-    return mark_safe(time_tag(value, timezone.now(), timezone.get_current_timezone()))
+    return time_tag(value, timezone.now(), timezone.get_current_timezone())
 
 
 # The rows below are built in Python rather than in the templates: the template engine spends a
 # few microseconds on every value it prints, and these rows print about twenty each, which made
-# them most of the platform list's and platform page's time (bench/page_speed.py). Every value
-# goes through html.escape, as the template engine's autoescaping would.
-e = html.escape
-
-
-NO_LINKS = '<span class="muted">—</span>'
-NO_READING = '<span class="muted">not read yet</span>'
+# them most of the platform list's and platform page's time (bench/request_cost.py). Each fragment
+# has one format string here, and fragment() escapes every value as the template engine would.
+NO_LINKS = mark_safe('<span class="muted">—</span>')
+NO_READING = mark_safe('<span class="muted">not read yet</span>')
+PLATFORM_ROW = (
+    '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td>'
+    '<td><span class="status status-{}" data-testid="status">{}</span></td>'
+    '<td>{}</td><td data-testid="usage">{}</td><td>{}, {}</td></tr>'
+)
 STATUS_LABELS = dict(Platform.Status.choices)
 
 
@@ -65,19 +79,25 @@ def platform_rows(rows: list[dict]) -> SafeString:
     now, zone = timezone.now(), timezone.get_current_timezone()
     lines = []
     for row in rows:
-        name, url, status = e(row["name"]), e(row["url"]), e(row["status"])
-        cluster, version = e(row["cluster__name"]), e(row["app_version"])
-        label = e(STATUS_LABELS.get(row["status"], row["status"]))
-        links = "".join(service_link(link) for link in row["links"]) or NO_LINKS
-        creator = e(row["created_by__username"] or "—")
-        created = time_tag(row["created_at"], now, zone)
+        status = row["status"]
+        links = mark_safe("".join(service_link(link) for link in row["links"])) or NO_LINKS
         used = usage_html(
             row["usage__active_users"], row["usage__servers"], row["usage__read_at"], row["usage__error"], now, zone
         )
         lines.append(
-            f'<tr><td><a href="{url}">{name}</a></td><td>{cluster}</td><td>{version}</td>'
-            f'<td><span class="status status-{status}" data-testid="status">{label}</span></td>'
-            f'<td>{links}</td><td data-testid="usage">{used}</td><td>{creator}, {created}</td></tr>'
+            fragment(
+                PLATFORM_ROW,
+                row["url"],
+                row["name"],
+                row["cluster__name"],
+                row["app_version"],
+                status,
+                STATUS_LABELS.get(status, status),
+                links,
+                used,
+                row["created_by__username"] or "—",
+                time_tag(row["created_at"], now, zone),
+            )
         )
     return mark_safe("\n".join(lines))
 
@@ -89,35 +109,35 @@ def usage_html(
     error: str | None,
     now: datetime,
     zone: tzinfo,
-) -> str:
+) -> SafeString:
     """ "3 active users, 2 servers (read 2 minutes ago)", "unknown: <why>", or "not read yet".
 
     The worker's stored reading (platforms.usage): a page never asks a hub.
     """
     if error:
-        return f'<span class="muted">unknown: {e(error)}</span>'
+        return fragment('<span class="muted">unknown: {}</span>', error)
     if read_at is None or active_users is None or servers is None:
         return NO_READING
     users = f"{active_users} active user{'' if active_users == 1 else 's'}"
     running = f"{servers} server{'' if servers == 1 else 's'}"
-    return f'{users}, {running} <span class="muted">(read {time_tag(read_at, now, zone)})</span>'
+    return fragment('{}, {} <span class="muted">(read {})</span>', users, running, time_tag(read_at, now, zone))
 
 
 @register.simple_tag
 def platform_usage(platform: Platform) -> SafeString:
     """The platform page's usage line, from the fields platforms.views.platforms.platform_detail annotates."""
     reading = (platform.usage_active_users, platform.usage_servers, platform.usage_read_at, platform.usage_error)
-    return mark_safe(usage_html(*reading, timezone.now(), timezone.get_current_timezone()))
+    return usage_html(*reading, timezone.now(), timezone.get_current_timezone())
 
 
-def service_link(link: dict) -> str:
+def service_link(link: dict) -> SafeString:
     """One service's click-through link; a link whose service is not ready yet says so."""
-    waiting = "" if link["ready"] else " waiting"
-    note = "" if link["ready"] else " (not ready)"
-    return (
-        f'<a class="service-link{waiting}" href="{e(link["url"])}" data-testid="service-{e(link["name"])}">'
-        f"{e(link['label'])}{note}</a>"
-    )
+    if link["ready"]:
+        return fragment(SERVICE_LINK, "", link["url"], link["name"], link["label"], "")
+    return fragment(SERVICE_LINK, " waiting", link["url"], link["name"], link["label"], " (not ready)")
+
+
+SERVICE_LINK = '<a class="service-link{}" href="{}" data-testid="service-{}">{}{}</a>'
 
 
 KIND_LABELS = dict(Operation.Kind.choices)
@@ -133,15 +153,24 @@ def operation_rows(operations: list) -> SafeString:
     now, zone = timezone.now(), timezone.get_current_timezone()
     lines = []
     for op in operations:
-        actor = op.actor_name or "console"
-        kind, state = op.reason or KIND_LABELS.get(op.kind, op.kind), STATE_LABELS.get(op.state, op.state)
-        badge = f'<span class="status status-{e(op.state)}">{e(state)}</span>'
         lines.append(
-            f"<tr><td>{e(kind)}</td><td>{badge}</td><td>{e(actor)}</td>"
-            f"<td>{time_tag(op.requested_at, now, zone)}</td><td>{time_tag(op.finished_at, now, zone)}</td>"
-            f"<td>{op.helm_revision or '—'}</td></tr>"
+            fragment(
+                OPERATION_ROW,
+                op.reason or KIND_LABELS.get(op.kind, op.kind),
+                op.state,
+                STATE_LABELS.get(op.state, op.state),
+                op.actor_name or "console",
+                time_tag(op.requested_at, now, zone),
+                time_tag(op.finished_at, now, zone),
+                op.helm_revision or "—",
+            )
         )
         if op.error or op.output:
-            error = " error" if op.error else ""
-            lines.append(f'<tr><td colspan="6"><pre class="log{error}">{e(op.error or op.output)}</pre></td></tr>')
+            lines.append(fragment(OPERATION_LOG, " error" if op.error else "", op.error or op.output))
     return mark_safe("\n".join(lines))
+
+
+OPERATION_ROW = (
+    '<tr><td>{}</td><td><span class="status status-{}">{}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>'
+)
+OPERATION_LOG = '<tr><td colspan="6"><pre class="log{}">{}</pre></td></tr>'
