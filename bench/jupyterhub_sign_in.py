@@ -187,7 +187,7 @@ def main() -> None:
 
     from devstack import config as devstack_config
     from devstack import zenith
-    from platforms.access import platform_group
+    from platforms.access_rules import platform_group
     from platforms.services import keycloak
     from tests.integration.test_deploy import remove_platform
 

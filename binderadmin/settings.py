@@ -206,12 +206,12 @@ OIDC_RP_SCOPES = "openid email profile groups"
 OIDC_USE_PKCE = True
 OIDC_STORE_ID_TOKEN = True  # needed as id_token_hint for RP-initiated logout
 OIDC_TIMEOUT = KEYCLOAK_TIMEOUT_SECONDS
-OIDC_OP_LOGOUT_URL_METHOD = "platforms.auth.keycloak_logout_url"
+OIDC_OP_LOGOUT_URL_METHOD = "platforms.oidc_backend.keycloak_logout_url"
 # How often a signed-in session is re-checked against Keycloak with its refresh token, so that a
 # disabled user or an ended Keycloak session loses console access within this many seconds.
 OIDC_RECHECK_SECONDS = env_int("OIDC_RECHECK_SECONDS", 120)
 
-AUTHENTICATION_BACKENDS = ["platforms.auth.KeycloakOIDCBackend"]
+AUTHENTICATION_BACKENDS = ["platforms.oidc_backend.KeycloakOIDCBackend"]
 LOGIN_URL = "oidc_authentication_init"
 LOGIN_REDIRECT_URL = "platform_list"
 LOGIN_REDIRECT_URL_FAILURE = "login_failed"

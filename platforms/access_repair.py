@@ -12,7 +12,7 @@ from django.core.cache import cache
 from django.db.models import QuerySet
 
 from platforms import deploy, provisioning
-from platforms.access import platform_group
+from platforms.access_rules import platform_group
 from platforms.models import AuditEvent, Operation, Platform
 from platforms.services.errors import ServiceError, Unavailable
 

@@ -10,7 +10,7 @@ from django import forms
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from platforms.access import platform_group
+from platforms.access_rules import platform_group
 from platforms.models import AuditEvent
 from platforms.templatetags.audit import action_words
 

@@ -2,7 +2,7 @@
 
 from django.http import HttpRequest
 
-from platforms.access import is_console_admin
+from platforms.access_rules import is_console_admin
 
 
 def console(request: HttpRequest) -> dict:

@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from platforms import provisioning
-from platforms.access import SERVICES, platform_group
+from platforms.access_rules import SERVICES, platform_group
 from platforms.models import Cluster, Operation, Platform, ServiceLink
 from platforms.service_addresses import CheckedLink, check_links
 from platforms.services import helm, kube

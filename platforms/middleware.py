@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django_htmx.http import HttpResponseClientRedirect
 
-from platforms.auth import SESSION_CHECKED_AT, SESSION_REFRESH_TOKEN, SESSION_SIGNED_OUT_REASON, mirror_groups
+from platforms.oidc_backend import SESSION_CHECKED_AT, SESSION_REFRESH_TOKEN, SESSION_SIGNED_OUT_REASON, mirror_groups
 from platforms.services.errors import NotFound, Unavailable
 from platforms.services.oidc import get_session_checker
 
@@ -43,7 +43,7 @@ class KeycloakSessionCheckMiddleware:
         if not request.user.is_authenticated:
             return False
         if SESSION_REFRESH_TOKEN not in request.session:
-            # Every Keycloak sign-in stores this key (platforms.auth); only sessions made by
+            # Every Keycloak sign-in stores this key (platforms.oidc_backend); only sessions made by
             # Django's test client force_login lack it, and they have no Keycloak session to check.
             return False
         checked_at = request.session.get(SESSION_CHECKED_AT, 0)
@@ -78,7 +78,7 @@ class KeycloakSessionCheckMiddleware:
 
 
 def refusal_reason(refusal: NotFound) -> str:
-    """The signed-out reason code (platforms.auth.SIGNED_OUT_REASONS) for Keycloak's refusal of a session."""
+    """The signed-out reason code (platforms.oidc_backend.SIGNED_OUT_REASONS) for Keycloak's refusal of a session."""
     # Keycloak 26's token endpoint answers a disabled user's refresh with invalid_grant and the
     # description "User disabled" (a session ended there: "Session not active"), which the checker's
     # message carries. A structured reason from the checker would be sturdier than this text.

@@ -83,7 +83,7 @@ class Cluster(models.Model):
 class PlatformQuerySet(models.QuerySet):
     def visible_to(self, user) -> "PlatformQuerySet":
         """Admins and platform-users see all; others the platforms whose groups they are in."""
-        from platforms.access import visible_platform_filter
+        from platforms.access_rules import visible_platform_filter
 
         return self.filter(visible_platform_filter(user))
 

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from platforms.access import PLATFORM_GROUP_PREFIX, SERVICES, platform_group, platform_groups, realm_groups
+from platforms.access_rules import PLATFORM_GROUP_PREFIX, SERVICES, platform_group, platform_groups, realm_groups
 from platforms.services import keycloak
 from platforms.values import ValuesInput, known_links
 

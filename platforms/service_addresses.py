@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from platforms.access import SERVICES
+from platforms.access_rules import SERVICES
 from platforms.services.types import ServiceLinkInfo
 from platforms.values import SERVICE_LABELS
 

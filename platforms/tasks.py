@@ -21,7 +21,7 @@ from django_q.tasks import async_task, schedule
 
 from platforms import access_repair, deploy, provisioning, usage
 from platforms import reconcile as reconcile_pass
-from platforms.access import platform_group
+from platforms.access_rules import platform_group
 from platforms.models import AuditEvent, Cluster, Lease, Operation, Platform, PlatformBusy
 from platforms.services import kube
 from platforms.services.errors import ServiceError

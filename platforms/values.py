@@ -11,7 +11,7 @@ Mapping of each option: ARCHITECTURE.md, "Values".
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from platforms.access import platform_group
+from platforms.access_rules import platform_group
 
 ICON_BASE = "https://raw.githubusercontent.com/jupyterhub"
 SERVICE_LABELS = {

@@ -5,7 +5,7 @@
 from django.db import migrations, models
 
 from platforms import crypto
-from platforms.access import SERVICES
+from platforms.access_rules import SERVICES
 from platforms.service_addresses import is_service_url
 from platforms.services import kubeconfig
 from platforms.services.errors import BadInput

@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from platforms import tasks, values
-from platforms.access import (
+from platforms.access_rules import (
     SERVICES,
     platform_group,
     platform_groups,
@@ -30,8 +30,8 @@ from platforms.access import (
     require_console_admin,
     services_reached,
 )
-from platforms.auth import mirror_membership
 from platforms.models import AuditEvent, Platform
+from platforms.oidc_backend import mirror_membership
 from platforms.services import keycloak
 from platforms.services.errors import Conflict, NotFound, OutcomeUnknown, ServiceError, Unavailable
 from platforms.services.types import DirectoryUser, UserPage

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from platforms import audit_log
-from platforms.access import require_console_admin
+from platforms.access_rules import require_console_admin
 
 EVENTS_PER_PAGE = 50
 EXPORTS = {

@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView
 
-from platforms.auth import SESSION_SIGNED_OUT_REASON, SIGNED_OUT_REASONS
+from platforms.oidc_backend import SESSION_SIGNED_OUT_REASON, SIGNED_OUT_REASONS
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from platforms import capacity
-from platforms.access import require_console_admin
+from platforms.access_rules import require_console_admin
 from platforms.forms import ClusterForm
 from platforms.models import AuditEvent, Cluster
 from platforms.refusals import TOO_LARGE

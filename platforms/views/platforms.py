@@ -14,10 +14,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from platforms import operations, tasks
-from platforms.access import SERVICES, group_paths, is_console_admin, require_console_admin, services_reached
-from platforms.auth import mirror_groups
+from platforms.access_rules import SERVICES, group_paths, is_console_admin, require_console_admin, services_reached
 from platforms.forms import EditPlatformForm, LaunchForm
 from platforms.models import Cluster, Operation, Platform, PlatformBusy, ServiceLink
+from platforms.oidc_backend import mirror_groups
 from platforms.service_addresses import is_service_url
 from platforms.services import charts
 from platforms.services.errors import NotFound, ServiceError

@@ -10,7 +10,7 @@ import requests
 from django.contrib.auth.models import User
 
 from devstack import config
-from platforms.auth import SESSION_CHECKED_AT
+from platforms.oidc_backend import SESSION_CHECKED_AT
 from tests.integration import keycloak_admin
 from tests.integration.http_browser import new_browser
 

@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from platforms import tasks
-from platforms.access import platform_groups
+from platforms.access_rules import platform_groups
 from platforms.models import AuditEvent
 from platforms.services.errors import OutcomeUnknown, Unavailable
 from platforms.views import access as access_views

@@ -3,7 +3,7 @@
 import pytest
 
 from platforms import access_repair, deploy, provisioning, tasks
-from platforms.access import platform_groups
+from platforms.access_rules import platform_groups
 from platforms.models import AuditEvent, Operation, Platform
 from platforms.services.errors import BadInput, Unavailable
 

@@ -4,7 +4,7 @@ import jwt
 import pytest
 from keycloak.exceptions import KeycloakConnectionError, KeycloakGetError, KeycloakPostError
 
-from platforms.access import services_reached
+from platforms.access_rules import services_reached
 from platforms.services.errors import BadInput, Conflict, NotFound, Unavailable
 from platforms.services.keycloak import GroupDirectory
 from platforms.services.oidc import groups_claim

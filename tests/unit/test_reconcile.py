@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from platforms import reconcile, tasks
-from platforms.access import SERVICES
+from platforms.access_rules import SERVICES
 from platforms.models import Cluster, Lease, Operation, Platform
 from platforms.services import helm, kube
 from platforms.services.errors import NoAnswer

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from platforms import middleware
-from platforms.auth import SESSION_CHECKED_AT, SESSION_REFRESH_TOKEN, SESSION_SIGNED_OUT_REASON
+from platforms.oidc_backend import SESSION_CHECKED_AT, SESSION_REFRESH_TOKEN, SESSION_SIGNED_OUT_REASON
 from platforms.services.errors import NotFound, Unavailable
 from platforms.services.types import TokenSet
 

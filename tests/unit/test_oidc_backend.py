@@ -10,8 +10,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import SuspiciousOperation
 
-from platforms.access import is_console_admin
-from platforms.auth import KeycloakOIDCBackend, apply_claims
+from platforms.access_rules import is_console_admin
+from platforms.oidc_backend import KeycloakOIDCBackend, apply_claims
 
 
 def claims(**overrides) -> dict:

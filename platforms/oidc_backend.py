@@ -98,7 +98,7 @@ def mirror_groups(user: User, claimed) -> list[str]:
     user.is_staff = settings.ADMIN_GROUP in groups
     user.save()
     user.groups.set([Group.objects.get_or_create(name=path[:150])[0] for path in groups])
-    # access.group_paths caches the paths on the user object for the rest of the request.
+    # access_rules.group_paths caches the paths on the user object for the rest of the request.
     if hasattr(user, "_group_paths"):
         del user._group_paths
     return groups

@@ -1,4 +1,4 @@
-"""Pure rules about who may see or do what in the console."""
+"""Pure rules about who may see or do what in the console, and the Keycloak groups they name."""
 
 from collections.abc import Iterable
 
@@ -15,7 +15,7 @@ SERVICES = ("binderhub", "jupyterhub")
 def is_console_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
     """True for a signed-in, active member of the Keycloak admin group.
 
-    The OIDC backend sets `is_staff` from the admin group at every sign-in (see platforms.auth).
+    The OIDC backend sets `is_staff` from the admin group at every sign-in (see platforms.oidc_backend).
     """
     return bool(user.is_authenticated and user.is_active and getattr(user, "is_staff", False))
 
@@ -62,16 +62,6 @@ def visible_platform_filter(user: AbstractBaseUser | AnonymousUser) -> Q:
         if path.startswith(PLATFORM_GROUP_PREFIX)
     }
     return Q(name__in=names)
-
-
-def may_reach_service(user: AbstractBaseUser | AnonymousUser, platform_name: str, service: str) -> bool:
-    """The rule of services_reached, on the groups mirrored at sign-in (for pages, not the click-through)."""
-    if not user.is_authenticated:
-        return False
-    paths = set(group_paths(user))
-    if is_console_admin(user):
-        paths.add(settings.ADMIN_GROUP)
-    return service in services_reached(paths, platform_name)
 
 
 def services_reached(paths: Iterable[str], platform_name: str) -> set[str]:
