@@ -19,13 +19,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from platforms import reconcile, tasks
 from platforms.models import Operation, Platform
 from tests.integration.test_deploy import remove_platform
+from tests.integration.test_worker import database_url
 from tests.stack_fixtures import free_node_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -35,12 +35,10 @@ LEASE_SECONDS = 4
 
 
 def start_worker(devstack: dict[str, str], log: Path) -> subprocess.Popen:
-    db = connection.settings_dict
-    assert db["ENGINE"].endswith("sqlite3"), "this test starts workers on the SQLite test database"
     env = {
         **os.environ,
         **devstack,
-        "DATABASE_URL": f"sqlite:///{db['NAME']}",
+        "DATABASE_URL": database_url(),
         "Q_WORKERS": "1",
         "WORKER_HEARTBEAT_SECONDS": "1",
         "WORKER_LEASE_SECONDS": str(LEASE_SECONDS),
