@@ -3,12 +3,14 @@
 import uuid
 
 from platforms.services.errors import NoAnswer, NotFound, ServiceError
+from platforms.services.interfaces import Directory, Helm, HubReader, Kube
 from platforms.services.keycloak import missing_group_message
 from platforms.services.types import (
     ClusterAccess,
     ClusterCapacity,
     DirectoryGroup,
     DirectoryUser,
+    HubUsage,
     NodeCapacity,
     OidcClient,
     ReleaseInfo,
@@ -20,7 +22,7 @@ from platforms.services.types import (
 
 
 class FakeKube:
-    """Answers server_version and capacity with fixed values, or raises the error it was given."""
+    """Answers server_version and capacity (of Kube) with fixed values, or raises the error it was given."""
 
     def __init__(self, version: str = "v1.34.4", error: ServiceError | None = None):
         self.version = version
@@ -61,7 +63,7 @@ class FakeCluster:
         self.releases: dict[str, ReleaseInfo] = {}
 
 
-class FakeDeployKube(FakeKube):
+class FakeDeployKube(FakeKube, Kube):
     """FakeKube plus the calls the deploy engine makes."""
 
     def __init__(self):
@@ -102,7 +104,7 @@ class FakeDeployKube(FakeKube):
         return self.cluster.namespaces.get(name, "Gone")
 
 
-class FakeHelm:
+class FakeHelm(Helm):
     """Records releases in memory; `error` makes the next calls fail."""
 
     def __init__(self, cluster: FakeCluster | None = None):
@@ -137,7 +139,7 @@ class FakeHelm:
         return ""
 
 
-class FakeDirectory:
+class FakeDirectory(Directory):
     """Keycloak's groups, users and clients in memory, with the GroupDirectory's verbs and errors.
 
     `calls` counts the admin API calls the real directory would make for each verb; `error`
@@ -285,7 +287,7 @@ class FakeDirectory:
         return frozenset(client_id for client_id in self.clients if client_id.startswith(prefix))
 
 
-class FakeHubReader:
+class FakeHubReader(HubReader):
     """Answers each hub URL with the usage or the error it was given; records every (url, token) asked."""
 
     def __init__(self, answers: dict | None = None):
@@ -293,7 +295,7 @@ class FakeHubReader:
         self.unknown = NoAnswer("hub not reachable: the connection failed")
         self.calls: list[tuple[str, str]] = []
 
-    def read(self, hub_url: str, token: str):
+    def read(self, hub_url: str, token: str) -> HubUsage:
         self.calls.append((hub_url, token))
         answer = self.answers.get(hub_url, self.unknown)
         if isinstance(answer, Exception):

@@ -20,6 +20,7 @@ from django.conf import settings
 
 from platforms.services import kubeconfig
 from platforms.services.errors import BadInput, Conflict, NoAnswer, NotFound, Unavailable
+from platforms.services.interfaces import Helm
 from platforms.services.types import ClusterAccess, ReleaseInfo, ReleaseSpec
 
 logger = logging.getLogger(__name__)
@@ -185,6 +186,6 @@ def _translate(exc: "pyhelm3.errors.Error") -> Exception:
 
 
 @cache
-def get_helm() -> HelmService:
+def get_helm() -> Helm:
     """The configured Helm service."""
     return HelmService(settings.HELM_EXECUTABLE, settings.HELM_TIMEOUT_SECONDS)

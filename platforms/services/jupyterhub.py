@@ -8,13 +8,14 @@ pagination).
 
 import json
 import time
-from dataclasses import dataclass
 from functools import cache
 
 import requests
 from django.conf import settings
 
 from platforms.services.errors import NoAnswer, Unavailable
+from platforms.services.interfaces import HubReader
+from platforms.services.types import HubUsage
 
 # The hub's own largest page (JupyterHub.api_page_max_limit); asking for more gets this many.
 PAGE_SIZE = 200
@@ -23,14 +24,6 @@ MAX_PAGES = 25
 # Far above what a page of PAGE_SIZE users with their servers takes (about 1 KB a server).
 MAX_PAGE_BYTES = 4 * 1024 * 1024
 PAGINATION = "application/jupyterhub-pagination+json"
-
-
-@dataclass(frozen=True)
-class HubUsage:
-    """Users with at least one server running or starting, and the servers that are running."""
-
-    active_users: int
-    servers: int
 
 
 class HubUsageReader:
@@ -140,6 +133,6 @@ def user_servers(item: object) -> tuple[str, int]:
 
 
 @cache
-def get_hub_reader() -> HubUsageReader:
+def get_hub_reader() -> HubReader:
     """The configured reader (tests replace this factory with a fake)."""
     return HubUsageReader(timeout=settings.USAGE_TIMEOUT_SECONDS)

@@ -32,6 +32,7 @@ from platforms.services.errors import (
     ServiceError,
     Unavailable,
 )
+from platforms.services.interfaces import Directory
 from platforms.services.types import DirectoryGroup, DirectoryUser, OidcClient, UserPage
 
 logger = logging.getLogger(__name__)
@@ -452,7 +453,7 @@ def _page(found: list, first: int, size: int) -> UserPage:
 
 
 @cache
-def get_directory() -> GroupDirectory:
+def get_directory() -> Directory:
     """The configured Keycloak directory (tests clear this cache to swap settings)."""
     return GroupDirectory(
         server_url=settings.KEYCLOAK_BACKCHANNEL_URL,

@@ -16,6 +16,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from platforms.services import kubeconfig, nodes
 from platforms.services.errors import BadInput, NoAnswer, ServiceError, Unavailable
+from platforms.services.interfaces import Kube
 from platforms.services.types import ClusterAccess, ClusterCapacity, ReleaseInfo, ServerVersion, ServiceLinkInfo
 
 logger = logging.getLogger(__name__)
@@ -330,6 +331,6 @@ def load_api_modules() -> None:
 
 
 @cache
-def get_kube() -> KubeService:
+def get_kube() -> Kube:
     """The configured Kubernetes service."""
     return KubeService(request_timeout=settings.CLUSTER_CHECK_TIMEOUT_SECONDS)

@@ -8,6 +8,7 @@ import requests
 from django.conf import settings
 
 from platforms.services.errors import NotFound, Unavailable
+from platforms.services.interfaces import SessionRefresher
 from platforms.services.types import TokenSet
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def _error_text(response: requests.Response) -> str:
 
 
 @cache
-def get_session_checker() -> SessionChecker:
+def get_session_checker() -> SessionRefresher:
     """The configured session checker (tests may clear this cache to swap settings)."""
     return SessionChecker(
         token_endpoint=settings.OIDC_OP_TOKEN_ENDPOINT,

@@ -156,3 +156,11 @@ class ClusterCapacity:
     default_storage_class: str
     requested_cpus: float
     requested_memory_gb: float
+
+
+@dataclass(frozen=True)
+class HubUsage:
+    """Users with at least one server running or starting, and the servers that are running."""
+
+    active_users: int
+    servers: int
