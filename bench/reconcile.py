@@ -190,7 +190,7 @@ def old_way(platforms) -> float:
         if platform.status == "deployed":
             assert helm.get_helm().release(platform.name, platform.cluster.access()) is not None
         else:
-            deploy.sync_service_links(platform.pk)
+            deploy.sync_links(platform.pk)
     return time.perf_counter() - started
 
 

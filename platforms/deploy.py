@@ -331,7 +331,7 @@ class StuckNamespace(ServiceError):
     """The namespace did not go away in time."""
 
 
-def sync_service_links(platform_id: int) -> bool:
+def sync_links(platform_id: int) -> bool:
     """Read the platform's service links from the cluster and apply them (see apply_links)."""
     platform = Platform.objects.select_related("cluster").filter(pk=platform_id).first()
     if platform is None or platform.status not in (Platform.Status.INSTALLING, Platform.Status.UPGRADING):

@@ -29,22 +29,31 @@ from platforms.services.errors import ServiceError
 logger = logging.getLogger(__name__)
 
 
+def enqueue_on_commit(task: str, *args, task_name: str) -> None:
+    """Hand `platforms.tasks.<task>` to the worker once the current transaction commits (at once outside one).
+
+    Every task reaches the queue through here, so none can start before the rows it reads are committed.
+    """
+    transaction.on_commit(lambda: async_task(f"platforms.tasks.{task}", *args, task_name=task_name))
+
+
 def request_and_enqueue(platform: Platform, kind: str, actor, reason: str = "") -> Operation:
     """Record the operation (raises PlatformBusy if one is active) and hand it to the worker on commit."""
     operation = Operation.objects.request(platform, kind, actor, reason)
-    transaction.on_commit(lambda: enqueue_operation(operation.pk))
+    enqueue_operation(operation.pk)
     return operation
 
 
 def enqueue_operation(operation_id: int) -> None:
-    async_task("platforms.tasks.run_operation", operation_id, task_name=f"operation-{operation_id}")
+    """Run the operation on a worker once it is committed (also how reconcile sends a lost one again)."""
+    enqueue_on_commit("run_operation", operation_id, task_name=f"operation-{operation_id}")
 
 
-def enqueue_link_sync(platform: Platform) -> bool:
-    """Ask the worker to look at the platform's service links, at most every LINK_SYNC_MIN_INTERVAL."""
-    if not cache.add(f"link-sync:{platform.pk}", 1, settings.LINK_SYNC_MIN_INTERVAL_SECONDS):
+def enqueue_sync_links(platform: Platform) -> bool:
+    """Ask the worker to sync the platform's service links, at most every LINK_SYNC_MIN_INTERVAL."""
+    if not cache.add(f"sync-links:{platform.pk}", 1, settings.LINK_SYNC_MIN_INTERVAL_SECONDS):
         return False
-    async_task("platforms.tasks.sync_links", platform.pk, task_name=f"sync-links-{platform.pk}")
+    enqueue_on_commit("sync_links", platform.pk, task_name=f"sync-links-{platform.pk}")
     return True
 
 
@@ -121,9 +130,7 @@ def enqueue_access_repair(platform: Platform | None, actor: AbstractBaseUser | N
     AuditEvent.record(actor, "access.repair-requested", target)
     platform_id = platform.pk if platform else None
     actor_id = actor.pk if actor else None
-    transaction.on_commit(
-        lambda: async_task("platforms.tasks.repair_access", platform_id, actor_id, task_name=f"repair-{target}")
-    )
+    enqueue_on_commit("repair_access", platform_id, actor_id, task_name=f"repair-{target}")
 
 
 # --- Task functions (run by the worker; they take primary keys and re-read rows) -------------------
@@ -147,7 +154,7 @@ def run_operation(operation_id: int) -> None:
 def sync_links(platform_id: int) -> None:
     """Record the platform's links; request the follow-up upgrade they call for."""
     try:
-        needs_upgrade = deploy.sync_service_links(platform_id)
+        needs_upgrade = deploy.sync_links(platform_id)
     except ServiceError as exc:
         logger.warning("platform=%s links not read: %s", platform_id, exc)
         return

@@ -169,7 +169,7 @@ def platform_status(request: HttpRequest, name: str) -> HttpResponse:
         return response
     ctx = live_context(request, platform) | {"poll": True}
     if not ctx["final"] and platform.status in (Platform.Status.INSTALLING, Platform.Status.UPGRADING):
-        tasks.enqueue_link_sync(platform)
+        tasks.enqueue_sync_links(platform)
     response = render(request, "platforms/_platform_live.html", ctx)
     if ctx["final"]:
         response.status_code = 286

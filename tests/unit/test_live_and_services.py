@@ -39,12 +39,15 @@ def test_status_fragment_stops_polling_with_286_when_final(admin_client, platfor
     assert "every 2s" not in response.content.decode()
 
 
-def test_status_of_a_platform_waiting_for_links_asks_the_worker_to_look(admin_client, platform, monkeypatch):
+def test_status_of_a_platform_waiting_for_links_asks_the_worker_to_look(
+    admin_client, platform, monkeypatch, django_capture_on_commit_callbacks
+):
     Platform.objects.filter(pk=platform.pk).update(status="installing")
     asked = []
     monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: asked.append(args))
-    status(admin_client)
-    status(admin_client)  # within LINK_SYNC_MIN_INTERVAL: not asked again
+    with django_capture_on_commit_callbacks(execute=True):
+        status(admin_client)
+        status(admin_client)  # within LINK_SYNC_MIN_INTERVAL: not asked again
     assert asked == [("platforms.tasks.sync_links", platform.pk)]
 
 
