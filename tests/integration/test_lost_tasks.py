@@ -53,6 +53,12 @@ def start_worker(devstack: dict[str, str], log: Path) -> subprocess.Popen:
     )
 
 
+def mark_and_sleep(path: str, seconds: float) -> None:
+    """A task that says it started (a file appears), then keeps its worker busy."""
+    Path(path).touch()
+    time.sleep(seconds)
+
+
 def wait_for(predicate, timeout: float, what: str) -> float:
     """Seconds until predicate() held; AssertionError after timeout."""
     started = time.monotonic()
@@ -79,8 +85,11 @@ def test_a_launch_a_killed_worker_took_but_never_started_runs_again_once(
     worker = start_worker(devstack, log)
     try:
         for trial, name in enumerate(names):
-            # Keep the worker busy: the launch's task then waits in the worker cluster's memory.
-            async_task("time.sleep", 60, task_name=f"busy-{trial}")
+            # Keep the worker busy: the launch's task then waits in the worker cluster's memory. The
+            # launch is sent once the busy task runs: a broker need not hand out tasks in order.
+            started = tmp_path / f"busy-{trial}"
+            async_task("tests.integration.test_lost_tasks.mark_and_sleep", str(started), 60, task_name=f"busy-{trial}")
+            wait_for(started.exists, 60, "the worker to start its busy task")
             # A random free port: other test runs on the stack pick the lowest free one at the same time.
             port = free_node_port(kubeconfig_text)
             platform = Platform.objects.create(
