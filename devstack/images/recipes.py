@@ -6,10 +6,9 @@ from pathlib import Path
 
 from devstack import config
 
-# The Dockerfiles and frozen requirements of the upstream images; read at build time, never copied here.
-UPSTREAM_IMAGES = Path(
-    os.environ.get("DEVSTACK_UPSTREAM_IMAGES", config.REPO_DIR.parent / "shared" / "upstream" / "images")
-)
+# The frozen requirements of the upstream images, vendored (upstream/VENDORED.md): a clone anywhere
+# builds the same images.
+UPSTREAM_IMAGES = Path(os.environ.get("DEVSTACK_UPSTREAM_IMAGES", Path(__file__).resolve().parent / "upstream"))
 PAUSE_SOURCE = Path(__file__).resolve().parent / "pause"
 
 # The upstream images run from the python:3.X-slim-bookworm images, so bookworm is the default suite.
