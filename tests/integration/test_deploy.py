@@ -248,17 +248,30 @@ def test_ingress_cluster_is_deployed_with_its_ingress_links(new_platform, local_
     assert new_platform.operations.count() == 1
 
 
-def test_unreachable_cluster_fails_the_install_clearly(new_platform, local_cluster, kubeconfig_text):
+def test_unreachable_cluster_is_retried_then_fails_the_install_clearly(
+    new_platform, local_cluster, kubeconfig_text, settings
+):
     document = yaml.safe_load(kubeconfig_text)
     document["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
     local_cluster.kubeconfig = yaml.safe_dump(document)
     local_cluster.save()
     install = Operation.objects.request(new_platform, "install", None)
     tasks.run_operation(install.pk)
+    install.refresh_from_db()
     new_platform.refresh_from_db()
-    assert new_platform.status == Platform.Status.FAILED
+    # A cluster that does not answer may be back soon: the install waits for a retry, and says so.
+    assert (install.state, install.retries) == ("queued", 1)
+    assert new_platform.status == Platform.Status.PENDING
     # The install asks the cluster for a free registry NodePort before helm runs.
     assert "The cluster's API server could not be reached" in new_platform.status_message
+    assert "Retry 1 of 3 in 30 s." in new_platform.status_message
+    settings.OPERATION_RETRIES = 1  # the last retry: it fails for good, with the reason
+    tasks.run_operation(install.pk)
+    install.refresh_from_db()
+    new_platform.refresh_from_db()
+    assert (install.state, new_platform.status) == ("failed", Platform.Status.FAILED)
+    assert "The cluster's API server could not be reached" in new_platform.status_message
+    assert "(Tried 2 times.)" in new_platform.status_message
 
 
 def test_upgrade_refused_by_the_cluster_is_rolled_back_and_reported(new_platform, kubeconfig_text):
