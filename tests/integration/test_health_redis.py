@@ -42,6 +42,7 @@ def redis_broker(monkeypatch, tmp_path):
             time.sleep(0.05)
     monkeypatch.setattr(Conf, "ORM", None)
     monkeypatch.setattr(Conf, "REDIS", f"redis://127.0.0.1:{port}/0")
+    monkeypatch.setattr(Conf, "BROKER_CLASS", "platforms.tasks.TakerRecordingRedis")  # as settings choose it
 
     def stop() -> None:
         process.terminate()
