@@ -64,28 +64,18 @@ class KubeService:
         ../shared/upstream/zenith/CRDS.md); an Ingress, once it has a host. What they report is
         untrusted: platforms.service_addresses checks it before it becomes a link.
         """
-        with self.api_client(access) as api:
-            try:
-                if exposure == "ingress":
-                    items = networking_items(api, namespace, self.request_timeout)
-                    return [link_from_ingress(item) for item in items]
-                body = client.CustomObjectsApi(api).list_namespaced_custom_object(
-                    ZENITH_GROUP,
-                    ZENITH_VERSION,
-                    namespace,
-                    "reservations",
-                    label_selector=SERVICE_LABEL,
-                    _request_timeout=self.request_timeout,
-                )
-            except ApiException as exc:
-                if exc.status == 404 and exposure != "ingress":
-                    raise Unavailable(
-                        "The cluster has no Zenith Reservation resource: is the Zenith operator installed? "
-                        "Otherwise register the cluster with Ingress exposure."
-                    ) from None
-                raise _api_error(exc) from None
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise NoAnswer(f"The cluster's API server could not be reached: {_short(exc)}") from None
+        with self.api_client(access) as api, _asking(zenith=exposure != "ingress"):
+            if exposure == "ingress":
+                items = networking_items(api, namespace, self.request_timeout)
+                return [link_from_ingress(item) for item in items]
+            body = client.CustomObjectsApi(api).list_namespaced_custom_object(
+                ZENITH_GROUP,
+                ZENITH_VERSION,
+                namespace,
+                "reservations",
+                label_selector=SERVICE_LABEL,
+                _request_timeout=self.request_timeout,
+            )
         return [link_from_reservation(item) for item in body.get("items", [])]
 
     def capacity(self, access: ClusterAccess) -> ClusterCapacity:

@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,8 +23,8 @@ from django_q.tasks import async_task
 
 from platforms import reconcile, tasks
 from platforms.models import Operation, Platform
+from tests.integration import test_worker
 from tests.integration.test_deploy import remove_platform
-from tests.integration.test_worker import database_url
 from tests.stack_fixtures import free_node_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -35,22 +34,9 @@ LEASE_SECONDS = 4
 
 
 def start_worker(devstack: dict[str, str], log: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        **devstack,
-        "DATABASE_URL": database_url(),
-        "Q_WORKERS": "1",
-        "WORKER_HEARTBEAT_SECONDS": "1",
-        "WORKER_LEASE_SECONDS": str(LEASE_SECONDS),
-    }
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=REPO,
-        env=env,
-        stdout=open(log, "ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    """A worker whose cluster renews its lease every second, so a lease expires within the test."""
+    lease = {"WORKER_HEARTBEAT_SECONDS": "1", "WORKER_LEASE_SECONDS": str(LEASE_SECONDS)}
+    return test_worker.start_worker(devstack, log, extra_env=lease)
 
 
 def mark_and_sleep(path: str, seconds: float) -> None:
