@@ -23,10 +23,14 @@ def devstack() -> dict[str, str]:
     already_running = {name for name in stack.PROCESSES if procs.running_pid(name)}
     environment = stack.up()
     yield environment
-    if os.environ.get("DEVSTACK_KEEP", "") != "1":
-        for name in reversed(stack.PROCESSES):
-            if name not in already_running:
-                procs.stop(name)
+    if os.environ.get("DEVSTACK_KEEP", "") == "1":
+        return
+    if not already_running:
+        stack.down()  # all of it was ours: the node too, with its bridge, mounts and rules
+        return
+    for name in reversed(stack.PROCESSES):
+        if name not in already_running:
+            procs.stop(name)
 
 
 @pytest.fixture(scope="session")
