@@ -120,6 +120,8 @@ class Platform(models.Model):
     # The service links the last successful Helm deploy was given (hub_url and OAuth callbacks
     # depend on them); a difference from the recorded links calls for a follow-up upgrade.
     deployed_links = models.JSONField(default=dict, blank=True)
+    # When the worker uninstalls it by itself (null: never); changing it is a change of the platform.
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -143,6 +145,22 @@ class Platform(models.Model):
         """Service name -> URL of the links that are ready (and of the only shape ever recorded)."""
         return {link.name: link.url for link in self.service_links.all() if link.ready and is_service_url(link.url)}
 
+    # The options of the launch form that a Helm revision deploys (an operation records them).
+    OPTION_FIELDS = (
+        "app_version",
+        "servers_per_user",
+        "notebook_cpus",
+        "notebook_ram_gb",
+        "notebook_storage_gb",
+        "registry_storage_gb",
+    )
+
+    def options(self) -> dict[str, str | int]:
+        """The deployable options as JSON values (CPUs as a string, so no float rounds them)."""
+        values = {field: getattr(self, field) for field in self.OPTION_FIELDS}
+        values["notebook_cpus"] = str(values["notebook_cpus"])
+        return values
+
     @property
     def secrets(self) -> dict[str, str]:
         """Generated secrets (registry password, OIDC client secret), decrypted."""
@@ -163,9 +181,12 @@ class OperationManager(models.Manager):
         "install": Platform.Status.PENDING,
         "upgrade": Platform.Status.UPGRADING,
         "uninstall": Platform.Status.UNINSTALLING,
+        "rollback": Platform.Status.UPGRADING,
     }
 
-    def request(self, platform: Platform, kind: str, actor, reason: str = "") -> "Operation":
+    def request(
+        self, platform: Platform, kind: str, actor, reason: str = "", rollback_revision: int | None = None
+    ) -> "Operation":
         """Record a queued operation and move the platform to its waiting status, atomically.
 
         Raises PlatformBusy if another operation is queued or running: one change at a time.
@@ -175,7 +196,14 @@ class OperationManager(models.Manager):
                 locked = Platform.objects.select_for_update().get(pk=platform.pk)
                 if self.filter(platform=locked, state__in=Operation.ACTIVE_STATES).exists():
                     raise PlatformBusy(f"{locked.name} is busy with another operation; wait for it to finish.")
-                operation = self.create(platform=locked, kind=kind, actor=actor, reason=reason)
+                operation = self.create(
+                    platform=locked,
+                    kind=kind,
+                    actor=actor,
+                    reason=reason,
+                    options=locked.options(),
+                    rollback_revision=rollback_revision,
+                )
                 locked.status = self.STATUS_FOR_KIND[kind]
                 locked.status_message = ""
                 locked.save(update_fields=["status", "status_message", "updated_at"])
@@ -193,6 +221,7 @@ class Operation(models.Model):
         INSTALL = "install", "Install"
         UPGRADE = "upgrade", "Upgrade"
         UNINSTALL = "uninstall", "Uninstall"
+        ROLLBACK = "rollback", "Rollback"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -212,6 +241,11 @@ class Operation(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     helm_revision = models.PositiveIntegerField(null=True, blank=True)
+    # The platform's options when it was requested (Platform.options): what its Helm revision deploys,
+    # and what a rollback to that revision restores in the console.
+    options = models.JSONField(default=dict, blank=True)
+    # A rollback's target: the Helm revision it goes back to.
+    rollback_revision = models.PositiveIntegerField(null=True, blank=True)
     # "<host>:<pid>" of the worker running it, so reconcile can tell a dead worker from a slow one.
     worker = models.CharField(max_length=255, blank=True)
     # "<host>:<pid>" of the worker cluster (django-q2's sentinel) that took its task from the queue:

@@ -37,9 +37,11 @@ def enqueue_on_commit(task: str, *args, task_name: str) -> None:
     transaction.on_commit(lambda: async_task(f"platforms.tasks.{task}", *args, task_name=task_name))
 
 
-def request_and_enqueue(platform: Platform, kind: str, actor, reason: str = "") -> Operation:
+def request_and_enqueue(
+    platform: Platform, kind: str, actor, reason: str = "", rollback_revision: int | None = None
+) -> Operation:
     """Record the operation (raises PlatformBusy if one is active) and hand it to the worker on commit."""
-    operation = Operation.objects.request(platform, kind, actor, reason)
+    operation = Operation.objects.request(platform, kind, actor, reason, rollback_revision)
     enqueue_operation(operation.pk)
     return operation
 
