@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -276,7 +277,21 @@ USAGE_TIMEOUT_SECONDS = env_int("USAGE_TIMEOUT_SECONDS", 5)
 USAGE_HUBS_AT_ONCE = env_int("USAGE_HUBS_AT_ONCE", 8)
 
 # --- Background work (django-q2): the ORM broker by default, Redis when REDIS_URL is set ----------
-REDIS_URL = env_str("REDIS_URL", "")
+# Without socket timeouts a Redis that stops answering (frozen, a dropped route) hangs every request
+# and the health probe with it; the broker's blocking pop waits 1 s, well within these.
+REDIS_TIMEOUT_SECONDS = env_int("REDIS_TIMEOUT_SECONDS", 5)
+
+
+def with_redis_timeouts(url: str) -> str:
+    """The Redis URL with socket and connect timeouts as query arguments (those it sets itself kept)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("socket_timeout", str(REDIS_TIMEOUT_SECONDS))
+    query.setdefault("socket_connect_timeout", str(REDIS_TIMEOUT_SECONDS))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+REDIS_URL = with_redis_timeouts(env_str("REDIS_URL", "")) if env_str("REDIS_URL", "") else ""
 Q_CLUSTER = {
     # The queue's name: consoles (or test runs) sharing one Redis each need their own. django-q2 reads
     # Q_CLUSTER_NAME itself too; naming the cluster with it keeps both readings the same.

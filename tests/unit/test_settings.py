@@ -104,7 +104,21 @@ def test_redis_url_switches_the_task_broker():
         capture_output=True,
         text=True,
     )
-    assert result.stdout.split() == ["redis://127.0.0.1:6379/0", "None"]
+    assert result.stdout.split() == [
+        "redis://127.0.0.1:6379/0?socket_timeout=5&socket_connect_timeout=5",
+        "None",
+    ]
+
+
+def test_redis_timeouts_keep_those_the_url_sets():
+    result = subprocess.run(
+        [sys.executable, "-c", "import binderadmin.settings as s; print(s.REDIS_URL)"],
+        cwd=REPO,
+        env={**os.environ, "REDIS_URL": "rediss://:pw@redis:6380/2?socket_timeout=9", "REDIS_TIMEOUT_SECONDS": "3"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.strip() == "rediss://:pw@redis:6380/2?socket_timeout=9&socket_connect_timeout=3"
 
 
 def test_keycloak_backchannel_url_moves_the_server_calls_but_not_the_browser_or_the_issuer():
