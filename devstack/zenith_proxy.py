@@ -18,12 +18,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from devstack.tcp_pipe import pipe
+
 HEAD_LIMIT = 64 * 1024
 HEAD_TIMEOUT_SECONDS = 30
 CONNECT_TIMEOUT_SECONDS = 10
 # How long an upstream address is reused before the cluster is asked again.
 UPSTREAM_CACHE_SECONDS = 10
-CHUNK = 65536
 TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 # Set here, never taken from the client: the upstream trusts them as a TLS-terminating proxy's.
 DROPPED = {b"connection", b"keep-alive", b"proxy-connection", b"forwarded", b"x-real-ip"}
@@ -165,7 +166,7 @@ class ZenithProxy:
             return
         client_ip = (writer.get_extra_info("peername") or ("",))[0]
         up_writer.write(upstream_head(request, host, client_ip))
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
     async def serve(self, started: threading.Event | None = None) -> None:
         servers = [await asyncio.start_server(self.handle, self.host, self.port, limit=HEAD_LIMIT)]
@@ -201,15 +202,3 @@ async def _answer(writer: asyncio.StreamWriter, data: bytes) -> None:
         writer.write(data)
         await writer.drain()
     writer.close()
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(ConnectionError, OSError):
-            writer.close()

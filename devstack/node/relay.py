@@ -9,25 +9,12 @@ the issuer it is configured with (--hostname), whichever address the request cam
 
 import argparse
 import asyncio
-import contextlib
 import sys
 
 from devstack import config
+from devstack.tcp_pipe import pipe
 
 NAME = "host-relay"
-CHUNK = 65536
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(ConnectionError, OSError):
-            writer.close()
 
 
 def _handler(port: int):
@@ -37,7 +24,7 @@ def _handler(port: int):
         except OSError:
             client_writer.close()
             return
-        await asyncio.gather(_pipe(client_reader, server_writer), _pipe(server_reader, client_writer))
+        await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
 
     return relay
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kubernetes import client, config, dynamic
+from kubernetes import client, config
 
 from devstack import config as devstack_config
+from tests.integration.server_dry_run import dry_run
 from tests.unit.test_console_chart import BAD_VALUES, DEFAULTS, with_value
 
 pytestmark = pytest.mark.integration
@@ -168,11 +169,6 @@ def check_pod(values: dict, spec: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def apis(kubeconfig_text) -> dynamic.DynamicClient:
-    return dynamic.DynamicClient(config.new_client_from_config_dict(yaml.safe_load(kubeconfig_text)))
-
-
-@pytest.fixture(scope="module")
 def namespace(kubeconfig_text):
     core = client.CoreV1Api(config.new_client_from_config_dict(yaml.safe_load(kubeconfig_text)))
     with contextlib.suppress(client.ApiException):
@@ -180,23 +176,6 @@ def namespace(kubeconfig_text):
     yield NAMESPACE
     with contextlib.suppress(client.ApiException):
         core.delete_namespace(NAMESPACE)
-
-
-def dry_run(apis: dynamic.DynamicClient, document: dict) -> str:
-    """The API server's objection to the object ("" when it accepts it), applied server-side as a dry run."""
-    resource = apis.resources.get(api_version=document["apiVersion"], kind=document["kind"])
-    try:
-        resource.server_side_apply(
-            body=document,
-            name=document["metadata"]["name"],
-            namespace=NAMESPACE if resource.namespaced else None,
-            field_manager="binderadmin-test",
-            force_conflicts=True,
-            dry_run="All",
-        )
-    except client.ApiException as exc:
-        return f"{document['kind']} {document['metadata']['name']}: {exc.status} {exc.body[:300]}"
-    return ""
 
 
 def test_the_defaults_render_and_the_api_server_accepts_them(helm_executable, apis, namespace):
@@ -214,7 +193,7 @@ def test_the_defaults_render_and_the_api_server_accepts_them(helm_executable, ap
         "Service",
         "ServiceAccount",
     ]
-    assert [found for document in documents if (found := dry_run(apis, document))] == []
+    assert [found for document in documents if (found := dry_run(apis, document, NAMESPACE))] == []
 
 
 def test_every_option_combination_renders_and_the_api_server_accepts_it(helm_executable, apis, namespace):
@@ -231,7 +210,8 @@ def test_every_option_combination_renders_and_the_api_server_accepts_it(helm_exe
         for document in documents:
             unique.setdefault(json.dumps(document, sort_keys=True), document)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        refusals = [found for found in pool.map(lambda document: dry_run(apis, document), unique.values()) if found]
+        answers = pool.map(lambda document: dry_run(apis, document, NAMESPACE), unique.values())
+        refusals = [found for found in answers if found]
     print(f"{len(cases)} combinations rendered; {len(unique)} distinct objects dry-run by the API server")
     assert len(cases) == 3 * 2 * 3 * 3 * 2
     assert refusals == []

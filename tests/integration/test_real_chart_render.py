@@ -15,10 +15,11 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from kubernetes import client, config, dynamic
+from kubernetes import client, config
 
 from devstack import config as devstack_config
 from platforms.values import PLATFORM_NAME_MAX_LENGTH, ValuesInput, build_values
+from tests.integration.server_dry_run import dry_run
 
 pytestmark = pytest.mark.integration
 
@@ -104,11 +105,6 @@ def hub_config(documents: list[dict]) -> dict:
 
 
 @pytest.fixture(scope="module")
-def apis(kubeconfig_text) -> dynamic.DynamicClient:
-    return dynamic.DynamicClient(config.new_client_from_config_dict(yaml.safe_load(kubeconfig_text)))
-
-
-@pytest.fixture(scope="module")
 def namespaces(kubeconfig_text):
     """The grid's release namespaces, which a dry run of their objects needs to exist."""
     core = client.CoreV1Api(config.new_client_from_config_dict(yaml.safe_load(kubeconfig_text)))
@@ -119,23 +115,6 @@ def namespaces(kubeconfig_text):
     for name in NAMES:
         with contextlib.suppress(client.ApiException):
             core.delete_namespace(name)
-
-
-def dry_run(apis: dynamic.DynamicClient, document: dict, namespace: str) -> str:
-    """The API server's objection to the object ("" when it accepts it), applied server-side as a dry run."""
-    resource = apis.resources.get(api_version=document["apiVersion"], kind=document["kind"])
-    try:
-        resource.server_side_apply(
-            body=document,
-            name=document["metadata"]["name"],
-            namespace=namespace if resource.namespaced else None,
-            field_manager="binderadmin-test",
-            force_conflicts=True,
-            dry_run="All",
-        )
-    except client.ApiException as exc:
-        return f"{document['kind']} {document['metadata']['name']}: {exc.status} {exc.body[:300]}"
-    return ""
 
 
 def identity(document: dict) -> str:
