@@ -1,6 +1,7 @@
 """Forms of the console: registering a cluster, and launching or changing a BinderHub platform."""
 
 import re
+from datetime import datetime
 from decimal import Decimal
 
 import semver
@@ -10,7 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.urls import reverse
 from django.utils import timezone
 
-from platforms import capacity
+from platforms import capacity, expiry
 from platforms.models import Cluster, Platform
 from platforms.services import kube, kubeconfig
 from platforms.services.errors import ServiceError
@@ -227,6 +228,18 @@ class PlatformOptionsForm(forms.ModelForm):
     app_version = forms.ChoiceField(
         label="App version", help_text="The version of the BinderHub application to use", choices=()
     )
+    # A day, not a moment: people plan platforms by the day (a course's last day), and a date input
+    # needs no time zone from the browser. clean_expires_at turns it into the end of that day.
+    expires_at = forms.DateField(
+        required=False,
+        label="Expires on",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    EXPIRY_HELP = (
+        "Optional. At the end of this day ({zone} time) the console deletes the platform by itself: its "
+        "release, namespace, volumes (the notebooks' files too) and Keycloak groups. Empty: it stays until "
+        "someone deletes it. Changing only this date saves it without an upgrade."
+    )
 
     class Meta:
         model = Platform
@@ -237,6 +250,7 @@ class PlatformOptionsForm(forms.ModelForm):
             "notebook_ram_gb",
             "notebook_storage_gb",
             "registry_storage_gb",
+            "expires_at",
         ]
         labels = {
             "servers_per_user": "Servers per user",
@@ -280,8 +294,30 @@ class PlatformOptionsForm(forms.ModelForm):
             field.validators = [*kept, MinValueValidator(low), MaxValueValidator(high)]
             field.widget.attrs.update({"min": low, "max": high})
         self.fields["notebook_cpus"].widget.attrs["step"] = "0.5"
+        self.fields["expires_at"].help_text = self.EXPIRY_HELP.format(zone=settings.TIME_ZONE)
+        # The field is a day; the form shows the day whose end the stored moment is.
+        if self.instance.expires_at:
+            self.initial["expires_at"] = expiry.day_of(self.instance.expires_at)
+        today = timezone.localdate(timezone=timezone.get_default_timezone())
+        self.fields["expires_at"].widget.attrs["min"] = f"{today:%Y-%m-%d}"
         # Said after a launch or change that goes ahead on a cluster that is already full.
         self.capacity_warning = ""
+
+    def clean_expires_at(self) -> datetime | None:
+        day = self.cleaned_data.get("expires_at")
+        if day is None:
+            return None  # empty: no expiry (a change that clears it removes it)
+        if self.instance.expires_at and day == expiry.day_of(self.instance.expires_at):
+            expires_at = self.instance.expires_at  # unchanged: keep the stored moment as it is
+        elif day > expiry.LAST_DAY:
+            raise forms.ValidationError(f"Choose a day up to {expiry.LAST_DAY:%Y-%m-%d}.")
+        else:
+            expires_at = expiry.end_of_day(day)
+        if expires_at <= timezone.now():
+            raise forms.ValidationError(
+                f"{day:%Y-%m-%d} has passed: choose today or a later day, or leave it empty for no expiry."
+            )
+        return expires_at
 
     def clean(self) -> dict:
         cleaned = super().clean()

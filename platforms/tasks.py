@@ -19,7 +19,7 @@ from django_q.signals import post_spawn
 from django_q.signing import BadSignature, SignedPackage
 from django_q.tasks import async_task, schedule
 
-from platforms import access_repair, deploy, provisioning, usage
+from platforms import access_repair, deploy, expiry, provisioning, usage
 from platforms import reconcile as reconcile_pass
 from platforms.access_rules import platform_group
 from platforms.models import AuditEvent, Cluster, Lease, Operation, Platform, PlatformBusy
@@ -224,3 +224,8 @@ def refresh_usage() -> None:
     """Read the usage of the platforms' hubs whose reading is due (scheduled every minute)."""
     stored = usage.refresh()
     logger.info("usage of %s platforms read", stored)
+
+
+def expire_platforms() -> None:
+    """Request the uninstall of the platforms past their expiry (scheduled every minute)."""
+    expiry.run_pass(request=request_and_enqueue)

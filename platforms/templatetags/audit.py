@@ -21,6 +21,7 @@ ACTION_WORDS = {
     "platform.retry": "Retry requested",
     "platform.change": "Change requested",
     "platform.delete": "Deletion requested",
+    "platform.expire": "Expired, deletion requested",
 }
 
 

@@ -13,7 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from platforms import operations, tasks
+from platforms import expiry, operations, tasks
 from platforms.access_rules import SERVICES, group_paths, is_console_admin, require_console_admin, services_reached
 from platforms.forms import EditPlatformForm, LaunchForm
 from platforms.models import Cluster, Operation, Platform, PlatformBusy, ServiceLink
@@ -238,16 +238,26 @@ def platform_edit(request: HttpRequest, name: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         platform = form.save(commit=False)
         try:
-            operations.change(platform, request.user)
+            operation = operations.change(platform, request.user)
         except PlatformBusy as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Upgrade of {platform.name} requested.")
+            if operation:
+                messages.success(request, f"Upgrade of {platform.name} requested.")
+            else:
+                messages.success(request, f"{platform.name}: {expiry_saved(platform)}, with no upgrade needed.")
             if form.capacity_warning:
                 messages.warning(request, form.capacity_warning)
             return redirect(platform)
     ctx = {"form": form, "platform": platform, "versions_error": versions_error}
     return render(request, "platforms/platform_form.html", ctx)
+
+
+def expiry_saved(platform: Platform) -> str:
+    """What an expiry-only change saved, in words."""
+    if platform.expires_at is None:
+        return "expiry removed"
+    return f"now expires at the end of {expiry.day_of(platform.expires_at):%Y-%m-%d}"
 
 
 @login_required

@@ -14,7 +14,14 @@ junk_text = st.one_of(
     st.integers(min_value=-(10**30), max_value=10**30).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(str),
 )
-FIELDS = ["servers_per_user", "notebook_cpus", "notebook_ram_gb", "notebook_storage_gb", "registry_storage_gb"]
+FIELDS = [
+    "servers_per_user",
+    "notebook_cpus",
+    "notebook_ram_gb",
+    "notebook_storage_gb",
+    "registry_storage_gb",
+    "expires_at",
+]
 DEFAULTS = {"servers_per_user": "3", "notebook_cpus": "1", "notebook_ram_gb": "2", "notebook_storage_gb": "10"}
 
 

@@ -70,6 +70,7 @@ def test_launch_form_offers_the_options_with_azimuth_defaults(admin_client, clus
         "notebook_ram_gb",
         "notebook_storage_gb",
         "registry_storage_gb",
+        "expires_at",
     ]
     labels = [form.fields[f].label for f in form.fields]
     assert labels == [
@@ -81,6 +82,7 @@ def test_launch_form_offers_the_options_with_azimuth_defaults(admin_client, clus
         "Notebook RAM (GB)",
         "Notebook storage (GB)",
         "Container registry storage (GB)",
+        "Expires on",
     ]
     assert form["app_version"].value() == "0.2.0"  # the newest is the default
     assert [form[f].value() for f in LAUNCH_DEFAULTS] == [3, 1, 2, 10, 10]
