@@ -3,6 +3,7 @@
 import uuid
 
 from platforms.services.errors import NoAnswer, NotFound, ServiceError
+from platforms.services.helm import HISTORY_MAX
 from platforms.services.interfaces import Directory, Helm, HubReader, Kube
 from platforms.services.keycloak import missing_group_message
 from platforms.services.types import (
@@ -111,26 +112,47 @@ class FakeHelm(Helm):
         self.releases: dict[str, ReleaseInfo] = cluster.releases if cluster else {}
         self.specs: list[ReleaseSpec] = []
         self.error: ServiceError | None = None
+        # Each release's kept revisions -> the chart version it deployed, at most HISTORY_MAX, as helm keeps.
+        self.history: dict[str, dict[int, str]] = {}
+        self.rollbacks: list[tuple[str, int]] = []
 
     def install_or_upgrade(self, spec: ReleaseSpec) -> ReleaseInfo:
         self.specs.append(spec)
         if self.error:
             raise self.error
-        previous = self.releases.get(spec.name)
+        return self._record(spec.name, spec.namespace, spec.version)
+
+    def _record(self, name: str, namespace: str, chart_version: str) -> ReleaseInfo:
+        previous = self.releases.get(name)
         info = ReleaseInfo(
-            name=spec.name,
-            namespace=spec.namespace,
+            name=name,
+            namespace=namespace,
             revision=previous.revision + 1 if previous else 1,
             status="deployed",
-            chart_version=spec.version,
+            chart_version=chart_version,
         )
-        self.releases[spec.name] = info
+        self.releases[name] = info
+        kept = self.history.setdefault(name, {})
+        kept[info.revision] = chart_version
+        for old in sorted(kept)[:-HISTORY_MAX]:
+            del kept[old]
         return info
+
+    def rollback(self, name: str, revision: int, cluster: ClusterAccess) -> ReleaseInfo:
+        self.rollbacks.append((name, revision))
+        if name not in self.releases:
+            raise NotFound(f"Release {name} is not on the cluster: there is nothing to roll back.")
+        if revision not in self.history.get(name, {}):
+            raise NotFound(f"Revision {revision} of {name} is gone: Helm keeps the last {HISTORY_MAX} revisions.")
+        if self.error:
+            raise self.error
+        return self._record(name, self.releases[name].namespace, self.history[name][revision])
 
     def uninstall(self, name: str, cluster: ClusterAccess) -> None:
         if self.error:
             raise self.error
         self.releases.pop(name, None)
+        self.history.pop(name, None)
 
     def release(self, name: str, cluster: ClusterAccess) -> ReleaseInfo | None:
         return self.releases.get(name)

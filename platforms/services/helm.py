@@ -1,4 +1,4 @@
-"""Installs, upgrades and removes Helm releases through pyhelm3 and the helm CLI.
+"""Installs, upgrades, rolls back and removes Helm releases through pyhelm3 and the helm CLI.
 
 We drive pyhelm3's `Command` (its public layer over the helm CLI) rather than its `Client`: the
 Client runs `helm version` on every construction and `helm show chart` before every install,
@@ -19,7 +19,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from platforms.services import kubeconfig
-from platforms.services.errors import BadInput, Conflict, NoAnswer, NotFound, Unavailable
+from platforms.services.errors import BadInput, Conflict, NoAnswer, NotFound, ServiceError, Unavailable
 from platforms.services.interfaces import Helm
 from platforms.services.types import ClusterAccess, ReleaseInfo, ReleaseSpec
 
@@ -37,6 +37,9 @@ UNREACHABLE = (
     "tls handshake timeout",
     "http2: client connection lost",
 )
+# How many revisions helm keeps of a release (--history-max on every upgrade and rollback); older ones
+# are deleted, so a rollback reaches only these.
+HISTORY_MAX = 10
 
 
 class HelmService:
@@ -63,6 +66,18 @@ class HelmService:
     def release(self, name: str, cluster: ClusterAccess) -> ReleaseInfo | None:
         """The release's current revision, or None when there is no such release."""
         return async_to_sync(self._release)(name, cluster)
+
+    def rollback(self, name: str, revision: int, cluster: ClusterAccess) -> ReleaseInfo:
+        """`helm rollback` to an earlier revision, waiting for its objects as an upgrade does; returns the
+        new revision (Helm records a rollback as a revision of its own, with the old one's chart and values).
+
+        Raises NotFound when the release or that revision of it is gone (Helm keeps HISTORY_MAX);
+        BadInput when the cluster refuses the older objects (a volume cannot shrink), Unavailable when
+        helm fails otherwise, each after going back to the revision deployed before, as --atomic does
+        for an upgrade; Conflict when another helm is changing the release; NoAnswer when the cluster
+        does not answer.
+        """
+        return async_to_sync(self._rollback_to)(name, revision, cluster)
 
     def recover_interrupted(self, name: str, cluster: ClusterAccess) -> str:
         """Clear a release left pending by a killed helm (which blocks every later upgrade).
@@ -131,6 +146,58 @@ class HelmService:
             except pyhelm3.errors.Error as exc:
                 raise _translate(exc) from None
 
+    async def _rollback_to(self, name: str, revision: int, cluster: ClusterAccess) -> ReleaseInfo:
+        with self._command(cluster) as helm:
+            kept = await self._history(helm, name)
+            if revision not in kept:
+                raise NotFound(
+                    f"Revision {revision} of {name} is gone: Helm keeps the last {HISTORY_MAX} revisions of a "
+                    f"release, and has {', '.join(map(str, sorted(kept)))}. Roll back to one of those, or change "
+                    "the platform's options instead."
+                )
+            deployed = [number for number, status in kept.items() if status == "deployed"]
+            try:
+                await helm.rollback(name, revision, namespace=name, wait=True, timeout=f"{self.timeout_seconds}s")
+            except pyhelm3.errors.Error as exc:
+                error = _translate(exc)
+                if deployed and not isinstance(error, Conflict | NoAnswer):
+                    raise await self._undo_rollback(helm, name, max(kept), max(deployed), error) from None
+                raise error from None
+            try:
+                status = await helm.status(name, namespace=name)
+            except pyhelm3.errors.Error as exc:
+                raise _translate(exc) from None
+        return _release_info(name, status)
+
+    async def _history(self, helm: pyhelm3.Command, name: str) -> dict[int, str]:
+        """The release's kept revisions and their status ("deployed", "superseded", "failed", ...)."""
+        try:
+            entries = await helm.history(name, namespace=name)
+        except pyhelm3.errors.ReleaseNotFoundError:
+            raise NotFound(f"Release {name} is not on the cluster: there is nothing to roll back.") from None
+        except pyhelm3.errors.Error as exc:
+            raise _translate(exc) from None
+        return {int(entry["revision"]): str(entry.get("status", "")) for entry in entries}
+
+    async def _undo_rollback(
+        self, helm: pyhelm3.Command, name: str, latest: int, deployed: int, error: Exception
+    ) -> Exception:
+        """Go back to the revision deployed before a refused rollback; return the error to raise, saying so.
+
+        Helm leaves the objects it changed before the refusal as the older revision had them, and the
+        release failed with no deployed revision. Not waited for: the objects are those that ran a moment
+        ago, and the operation's time budget is spent.
+        """
+        try:
+            if max(await self._history(helm, name)) == latest:
+                return error  # helm recorded no rollback: nothing was changed
+            await helm.rollback(name, deployed, namespace=name, timeout=f"{self.timeout_seconds}s")
+        except (pyhelm3.errors.Error, ServiceError) as exc:
+            detail = _translate(exc) if isinstance(exc, pyhelm3.errors.Error) else exc
+            logger.warning("release=%s rollback not undone: %s", name, detail)
+            return type(error)(f"{error}\nGoing back to revision {deployed} failed too: {detail}")
+        return type(error)(f"{error}\nHelm went back to revision {deployed}: the release runs as it did before.")
+
     @contextmanager
     def _command(self, cluster: ClusterAccess) -> Iterator[pyhelm3.Command]:
         """A helm command bound to the cluster, through a private kubeconfig file for this call."""
@@ -147,6 +214,7 @@ class HelmService:
                 kubeconfig=path,
                 kubecontext=checked.context,
                 default_timeout=f"{self.timeout_seconds}s",
+                history_max_revisions=HISTORY_MAX,
             )
 
 
@@ -167,6 +235,8 @@ def _translate(exc: "pyhelm3.errors.Error") -> Exception:
     """Turn a pyhelm3 error into ours; pyhelm3 classifies only some messages, so read the rest."""
     message = (exc.stderr or b"").decode(errors="replace").strip() or str(exc)
     lowered = message.lower()
+    if "can not be less than" in lowered:
+        return BadInput(f"The cluster refused to shrink a volume (a PersistentVolumeClaim never shrinks): {message}")
     if "can be resized" in lowered:
         return BadInput(
             f"The cluster cannot resize the registry's volume (its storage class does not allow it): {message}"

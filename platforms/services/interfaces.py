@@ -34,6 +34,9 @@ class Helm(Protocol):
     def release(self, name: str, cluster: ClusterAccess) -> ReleaseInfo | None:
         """The release's current revision, or None when there is no such release."""
 
+    def rollback(self, name: str, revision: int, cluster: ClusterAccess) -> ReleaseInfo:
+        """`helm rollback` to an earlier revision (refused and undone as an atomic upgrade); the new revision."""
+
     def recover_interrupted(self, name: str, cluster: ClusterAccess) -> str:
         """Clear a release left pending by a killed helm (which blocks every later upgrade)."""
 
