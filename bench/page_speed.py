@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,8 +65,17 @@ def prepare(platforms: int) -> str:
     cluster = Cluster(name="local")
     cluster.kubeconfig = "apiVersion: v1\nkind: Config\n"
     cluster.save()
+    now = timezone.now()
+    # Half the platforms expire (the list's expiry column), a tenth of those within its warning's 7 days.
     Platform.objects.bulk_create(
-        Platform(name=f"p{i:04d}", cluster=cluster, app_version="0.1.0", status="deployed", created_by=admin)
+        Platform(
+            name=f"p{i:04d}",
+            cluster=cluster,
+            app_version="0.1.0",
+            status="deployed",
+            created_by=admin,
+            expires_at=now + timedelta(days=1 + i % 60) if i % 2 else None,
+        )
         for i in range(platforms)
     )
     ServiceLink.objects.bulk_create(
@@ -74,7 +84,6 @@ def prepare(platforms: int) -> str:
         for name in ("binderhub", "jupyterhub")
     )
     # Every platform shows the worker's usage reading; one in ten an unreachable hub.
-    now = timezone.now()
     PlatformUsage.objects.bulk_create(
         PlatformUsage(platform=p, active_users=i % 40, servers=i % 60, read_at=now, checked_at=now)
         if i % 10

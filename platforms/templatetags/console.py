@@ -1,12 +1,13 @@
 """Template helpers of the console: relative timestamps, and the rows of its two busiest tables."""
 
-from datetime import datetime, tzinfo
+from datetime import datetime, time, timedelta, tzinfo
 from html import escape
 
 from django import template
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from platforms import expiry
 from platforms.models import Operation, Platform
 
 register = template.Library()
@@ -41,6 +42,15 @@ def fragment(template: str, *values) -> SafeString:
     return SafeString(template.format(*[v if hasattr(v, "__html__") else escape(str(v)) for v in values]))
 
 
+def until(seconds: float) -> str:
+    """ "in 3 days": the largest whole unit, as `ago` says it of the past."""
+    for unit, size in UNITS:
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"in {count} {unit}{'' if count == 1 else 's'}"
+    return "in less than a minute"
+
+
 NO_TIME = mark_safe("—")
 
 
@@ -68,7 +78,7 @@ NO_READING = mark_safe('<span class="muted">not read yet</span>')
 PLATFORM_ROW = (
     '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td>'
     '<td><span class="status status-{}" data-testid="status">{}</span></td>'
-    '<td>{}</td><td data-testid="usage">{}</td><td>{}, {}</td></tr>'
+    '<td>{}</td><td data-testid="usage">{}</td><td data-testid="expiry">{}</td><td>{}, {}</td></tr>'
 )
 STATUS_LABELS = dict(Platform.Status.choices)
 
@@ -95,6 +105,7 @@ def platform_rows(rows: list[dict]) -> SafeString:
                 STATUS_LABELS.get(status, status),
                 links,
                 used,
+                expiry_html(row["expires_at"], status, now, zone),
                 row["created_by__username"] or "—",
                 time_tag(row["created_at"], now, zone),
             )
@@ -128,6 +139,49 @@ def platform_usage(platform: Platform) -> SafeString:
     """The platform page's usage line, from the fields platforms.views.platforms.platform_detail annotates."""
     reading = (platform.usage_active_users, platform.usage_servers, platform.usage_read_at, platform.usage_error)
     return usage_html(*reading, timezone.now(), timezone.get_current_timezone())
+
+
+NO_EXPIRY = mark_safe('<span class="muted">—</span>')
+# The last days before an expiry are marked by more than their colour: a sign, and the words themselves.
+EXPIRY = '<time class="expiry{}" datetime="{}" title="{}">{}{}</time>'
+EXPIRY_SOON = " expiry-soon"
+WARNING_SIGN = mark_safe('<span aria-hidden="true">⚠ </span>')
+
+
+def expiry_html(expires_at: datetime | None, status: str, now: datetime, zone: tzinfo) -> SafeString:
+    """ "expires in 3 days" (marked in its last WARNING_DAYS), "expired, being removed", or "—" for none.
+
+    Its tooltip says when exactly (expiry_moment).
+    """
+    if expires_at is None:
+        return NO_EXPIRY
+    exact = expiry_moment(expires_at, zone)
+    left = (expires_at - now).total_seconds()
+    if left <= 0:
+        # A failed platform is not being removed: its status says why (a failed removal waits for a person).
+        words = "expired" if status == Platform.Status.FAILED else "expired, being removed"
+        return fragment(EXPIRY, EXPIRY_SOON, expires_at.isoformat(), exact, WARNING_SIGN, words)
+    if left < expiry.WARNING_DAYS * 86400:
+        return fragment(EXPIRY, EXPIRY_SOON, expires_at.isoformat(), exact, WARNING_SIGN, f"expires {until(left)}")
+    return fragment(EXPIRY, "", expires_at.isoformat(), exact, "", f"expires {until(left)}")
+
+
+def expiry_moment(expires_at: datetime, zone: tzinfo) -> str:
+    """ "end of 2027-01-31, UTC" for a day the forms chose (they store the next midnight); else the time."""
+    local = expires_at.astimezone(zone)
+    if local.time() == time.min:
+        return f"end of {local.date() - timedelta(days=1):%Y-%m-%d}, {local:%Z}"
+    return local.strftime("%Y-%m-%d %H:%M %Z")
+
+
+@register.simple_tag
+def platform_expiry(platform: Platform) -> SafeString:
+    """The platform page's expiry: how long is left, and the exact moment beside it."""
+    if platform.expires_at is None:
+        return NO_EXPIRY
+    zone = timezone.get_current_timezone()
+    shown = expiry_html(platform.expires_at, platform.status, timezone.now(), zone)
+    return fragment('{} <span class="muted">({})</span>', shown, expiry_moment(platform.expires_at, zone))
 
 
 def service_link(link: dict) -> SafeString:

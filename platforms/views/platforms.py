@@ -52,7 +52,16 @@ def platform_list(request: HttpRequest) -> HttpResponse:
 
 # The list is the busiest page: its rows are plain dicts from two queries, not model instances,
 # which halves its render time (bench/page_speed.py).
-LIST_FIELDS = ("id", "name", "app_version", "status", "created_at", "cluster__name", "created_by__username")
+LIST_FIELDS = (
+    "id",
+    "name",
+    "app_version",
+    "status",
+    "expires_at",
+    "created_at",
+    "cluster__name",
+    "created_by__username",
+)
 # The usage column comes from the same query (a join on the worker's stored readings), never from a hub.
 USAGE_FIELDS = ("usage__active_users", "usage__servers", "usage__read_at", "usage__error")
 

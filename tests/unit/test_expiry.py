@@ -13,6 +13,7 @@ from django_q.models import Schedule
 from platforms import expiry, operations, tasks
 from platforms.models import AuditEvent, Operation, Platform
 from platforms.services import helm, kube
+from platforms.templatetags.console import expiry_html
 from tests.fakes import FakeDeployKube, FakeHelm
 
 OPTIONS = {
@@ -217,6 +218,76 @@ def test_a_change_of_the_expiry_leaves_what_the_worker_wrote_meanwhile(admin_use
     platform.refresh_from_db()
     assert platform.status_message == "Release deployed; waiting for Zenith."
     assert platform.expires_at == stale.expires_at
+
+
+# --- What the pages show ---------------------------------------------------------------------------
+
+
+def test_time_left_reads_in_the_largest_whole_unit_and_warns_in_the_last_seven_days():
+    now = datetime(2027, 1, 1, 12, tzinfo=UTC)
+    far = expiry_html(now + timedelta(days=40), "deployed", now, UTC)
+    assert 'class="expiry"' in far and ">expires in 1 month</time>" in far and "⚠" not in far
+    week = expiry_html(now + timedelta(days=7), "deployed", now, UTC)
+    assert ">expires in 1 week</time>" in week and "expiry-soon" not in week
+    soon = expiry_html(now + timedelta(days=6, hours=23), "deployed", now, UTC)
+    assert 'class="expiry expiry-soon"' in soon
+    assert '<span aria-hidden="true">⚠ </span>expires in 6 days</time>' in soon  # the words say it, not colour alone
+    assert ">expires in less than a minute</time>" in expiry_html(now + timedelta(seconds=30), "deployed", now, UTC)
+
+
+def test_an_expired_platform_reads_as_being_removed_unless_it_failed():
+    now = datetime(2027, 1, 1, 12, tzinfo=UTC)
+    gone = expiry_html(now - timedelta(minutes=1), "uninstalling", now, UTC)
+    assert "expiry-soon" in gone and gone.endswith("expired, being removed</time>")
+    assert expiry_html(now, "failed", now, UTC).endswith(">expired</time>")
+
+
+def test_the_tooltip_names_the_day_whose_end_it_is(settings):
+    zone = ZoneInfo("Europe/Berlin")
+    now = datetime(2027, 1, 1, 12, tzinfo=UTC)
+    html = expiry_html(datetime(2027, 2, 1, tzinfo=zone), "deployed", now, zone)
+    assert 'datetime="2027-02-01T00:00:00+01:00" title="end of 2027-01-31, CET"' in html
+    assert 'title="2027-02-01 15:30 UTC"' in expiry_html(datetime(2027, 2, 1, 15, 30, tzinfo=UTC), "deployed", now, UTC)
+
+
+def test_without_an_expiry_the_list_shows_a_dash():
+    assert expiry_html(None, "deployed", timezone.now(), UTC) == '<span class="muted">—</span>'
+
+
+def test_the_list_shows_how_long_each_platform_has_left(admin_client, cluster, admin_user):
+    now = timezone.now()
+    for name, expires_at in (("never", None), ("later", now + timedelta(days=40)), ("soon", now + timedelta(days=3))):
+        Platform.objects.create(name=name, cluster=cluster, app_version="0.1.0", expires_at=expires_at)
+    body = admin_client.get(reverse("platform_list")).content.decode()
+    assert "<th>Expires</th>" in body
+    cells = {name: body.split(f">{name}</a>")[1].split('data-testid="expiry">')[1].split("</td>")[0] for name in
+             ("never", "later", "soon")}  # fmt: skip
+    assert cells["never"] == '<span class="muted">—</span>'
+    assert cells["later"].endswith(">expires in 1 month</time>") and "⚠" not in cells["later"]
+    assert "expiry-soon" in cells["soon"] and cells["soon"].endswith("expires in 2 days</time>")
+
+
+def test_the_platform_page_shows_the_time_left_and_the_day(admin_client, platform, settings):
+    day = in_days(3)
+    expiring(platform, expiry.end_of_day(day))
+    body = admin_client.get(reverse("platform_detail", args=["demo"])).content.decode()
+    line = body.split('<p data-testid="expiry">')[1].split("</p>")[0]
+    assert "expiry-soon" in line and "expires in 3 days" in line  # and a part of today
+    assert f'<span class="muted">(end of {day:%Y-%m-%d}, UTC)</span>' in line
+
+
+def test_a_platform_without_expiry_shows_no_expiry_line(member_client, platform):
+    body = member_client.get(reverse("platform_detail", args=["demo"])).content.decode()
+    assert 'data-testid="platform-live"' in body and 'data-testid="expiry"' not in body
+
+
+def test_the_polled_fragment_says_expired_being_removed(admin_client, admin_user, platform):
+    expiring(platform, timezone.now() - timedelta(minutes=1))
+    expiry.run_pass(request=tasks.request_and_enqueue)
+    response = admin_client.get(reverse("platform_status", args=["demo"]), HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert "<html" not in body and "expired, being removed</time>" in body
+    assert "<td>Expired on" in body  # the operation log names why the console deletes it
 
 
 # --- The worker's pass -----------------------------------------------------------------------------

@@ -49,6 +49,7 @@ def platform_row(**overrides) -> dict:
         "usage__servers": None,
         "usage__read_at": None,
         "usage__error": None,
+        "expires_at": None,
     }
     return {**row, **overrides}
 
