@@ -11,6 +11,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import bcrypt
 from django.conf import settings
@@ -35,6 +36,7 @@ STATUS_WHILE_RUNNING = {
     Operation.Kind.INSTALL: Platform.Status.INSTALLING,
     Operation.Kind.UPGRADE: Platform.Status.UPGRADING,
     Operation.Kind.UNINSTALL: Platform.Status.UNINSTALLING,
+    Operation.Kind.ROLLBACK: Platform.Status.UPGRADING,
 }
 
 
@@ -59,6 +61,8 @@ def run_operation(operation_id: int) -> datetime | None:
     try:
         if operation.kind == Operation.Kind.UNINSTALL:
             uninstall(operation)
+        elif operation.kind == Operation.Kind.ROLLBACK:
+            rollback(operation)
         else:
             install_or_upgrade(operation)
     except NoAnswer as exc:
@@ -293,6 +297,40 @@ def run_helm(platform: Platform, release_spec: ReleaseSpec) -> tuple[ReleaseInfo
 
 # What the API server answers when a Service asks for a NodePort that another Service holds.
 NODE_PORT_TAKEN = "provided port is already allocated"
+
+
+def rollback(operation: Operation) -> None:
+    """Roll the release back to the operation's target revision, then put back in the console the
+    options that revision deployed, in the same commit as the operation's success."""
+    platform = operation.platform
+    access = platform.cluster.access()
+    revision = operation.rollback_revision
+    restored = restored_options(operation.options)  # a bad record fails here, before the cluster changes
+    try:
+        release, recovered = helm.get_helm().rollback(platform.name, revision, access), ""
+    except Conflict:
+        # A helm killed mid-change (a dead worker) left the release pending: clear it, try once more.
+        recovered = helm.get_helm().recover_interrupted(platform.name, access)
+        if not recovered:
+            raise
+        release = helm.get_helm().rollback(platform.name, revision, access)
+    done = f"Rolled back to revision {revision}, as Helm revision {release.revision}: {release.status}."
+    output = "\n".join(part for part in (recovered, done, release.notes) if part)
+    with transaction.atomic():
+        # The links the older revision was given are not recorded: forgetting the deployed ones has the
+        # next link sync bring today's in with a follow-up upgrade (hub_url, OAuth callbacks), as after
+        # an install, should any be ready.
+        Platform.objects.filter(pk=platform.pk).update(
+            **restored, deployed_links={}, updated_by_id=operation.actor_id, updated_at=timezone.now()
+        )
+        finish(operation, output, release.revision)
+
+
+def restored_options(options: dict) -> dict:
+    """The platform fields a rollback puts back, from the options its target operation recorded."""
+    restored = {field: options[field] for field in Platform.OPTION_FIELDS}
+    restored["notebook_cpus"] = Decimal(restored["notebook_cpus"])
+    return restored
 
 
 def uninstall(operation: Operation) -> None:

@@ -15,6 +15,7 @@ urlpatterns = [
     path("platforms/<slug:name>/delete/", platforms.platform_delete, name="platform_delete"),
     path("platforms/<slug:name>/status/", platforms.platform_status, name="platform_status"),
     path("platforms/<slug:name>/retry/", platforms.platform_retry, name="platform_retry"),
+    path("platforms/<slug:name>/rollback/", platforms.platform_rollback, name="platform_rollback"),
     path("platforms/<slug:name>/services/<slug:service>/", platforms.service_redirect, name="service_redirect"),
     path("platforms/<slug:name>/users/", access.platform_users, name="platform_users"),
     path("platforms/<slug:name>/users/search/", access.platform_users_search, name="platform_users_search"),

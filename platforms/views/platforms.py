@@ -1,4 +1,6 @@
-"""Platform pages: list, launch, detail, edit (upgrade) and delete of BinderHub platforms."""
+"""Platform pages: list, launch, detail, edit (upgrade), rollback and delete of BinderHub platforms."""
+
+import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -134,12 +136,16 @@ def platform_validate(request: HttpRequest) -> HttpResponse:
 def live_context(request: HttpRequest, platform: Platform) -> dict:
     """What the live part of the platform page shows: status, services and the operation log."""
     # The actor's name alone, not their whole user row: a third of this query's time (measured in-process).
-    operations = list(platform.operations.annotate(actor_name=F("actor__username"))[:OPERATIONS_SHOWN])
-    active = any(op.state in Operation.ACTIVE_STATES for op in operations)
+    recent = list(platform.operations.annotate(actor_name=F("actor__username"))[:OPERATIONS_SHOWN])
+    active = any(op.state in Operation.ACTIVE_STATES for op in recent)
     return {
         "platform": platform,
         "links": list(platform.service_links.all()),
-        "operations": operations,
+        "operations": recent,
+        # The revisions a rollback may return to (the first deployed now), and whether one may be asked.
+        "revisions": operations.revisions(platform),
+        "busy": active,
+        "history_max": operations.HISTORY_MAX,
         "can_manage": is_console_admin(request.user),
         # Final: nothing queued or running and nothing to wait for; the page stops polling.
         "final": not active and platform.status in (Platform.Status.DEPLOYED, Platform.Status.FAILED),
@@ -197,6 +203,31 @@ def platform_retry(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"{operation.kind.capitalize()} of {platform.name} requested again.")
+    return redirect(platform)
+
+
+@login_required
+@require_POST
+def platform_rollback(request: HttpRequest, name: str) -> HttpResponse:
+    """Roll the platform back to the Helm revision an earlier operation deployed (its id is posted)."""
+    require_console_admin(request.user, "roll platforms back")
+    platform = visible_platform_or_404(request, name)
+    operation_id = request.POST.get("operation", "")
+    # Only this platform's operations, and only an id the database can hold: anything else is a choice
+    # the page never offered.
+    target = None
+    if re.fullmatch(r"[0-9]{1,18}", operation_id):
+        target = platform.operations.filter(pk=int(operation_id)).first()
+    if target is None:
+        messages.error(request, "Choose one of the revisions listed on the platform's page to roll back to.")
+        return redirect(platform)
+    try:
+        operation = operations.rollback(platform, target, request.user)
+    except (operations.RollbackRefused, PlatformBusy) as exc:
+        messages.error(request, str(exc))
+    else:
+        revision = operation.rollback_revision
+        messages.success(request, f"Rollback of {platform.name} to revision {revision} requested.")
     return redirect(platform)
 
 
