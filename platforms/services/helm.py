@@ -152,7 +152,7 @@ class HelmService:
             if revision not in kept:
                 raise NotFound(
                     f"Revision {revision} of {name} is gone: Helm keeps the last {HISTORY_MAX} revisions of a "
-                    f"release, and has {', '.join(map(str, sorted(kept)))}. Roll back to one of those, or change "
+                    f"release, and has {', '.join(map(str, sorted(kept)))}. Choose a later one, or change "
                     "the platform's options instead."
                 )
             deployed = [number for number, status in kept.items() if status == "deployed"]

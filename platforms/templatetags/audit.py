@@ -20,6 +20,7 @@ ACTION_WORDS = {
     "platform.launch": "Launch requested",
     "platform.retry": "Retry requested",
     "platform.change": "Change requested",
+    "platform.rollback": "Rollback requested",
     "platform.delete": "Deletion requested",
     "platform.expire": "Expired, deletion requested",
 }

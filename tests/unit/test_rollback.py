@@ -377,3 +377,10 @@ def test_hostile_recorded_options_are_escaped(admin_client, platform, history):
     page = admin_client.get(reverse("platform_detail", args=["demo"])).content.decode()
     assert "<script>x</script>" not in page
     assert "&lt;script&gt;x&lt;/script&gt;" in page
+
+
+def test_the_audit_log_says_what_was_rolled_back_to(admin_client, admin_user, platform, history):
+    operations.rollback(platform, history[0], admin_user)
+    page = admin_client.get(reverse("audit_log"), {"platform": "demo"}).content.decode()
+    assert "Rollback requested" in page
+    assert "to revision 1: version 0.1.0, 3 servers per user" in page
