@@ -38,8 +38,7 @@ def ensure_platform_access(spec: ValuesInput) -> str:
     """
     directory = keycloak.get_directory()
     paths = list(platform_groups(spec.name).values())
-    for path in paths:
-        directory.ensure_group(path)
+    directory.ensure_groups(paths)
     uris = redirect_uris(spec)
     client = directory.ensure_client(
         spec.oidc_client_id, f"BinderHub platform {spec.name}", spec.oidc_client_secret, uris
@@ -69,8 +68,7 @@ def ensure_realm_groups() -> str:
     """Ensure the realm-wide groups (admins, platform-users, and the parent of platform groups)."""
     directory = keycloak.get_directory()
     paths = [*realm_groups().values(), PLATFORM_GROUP_PREFIX.rstrip("/")]
-    for path in paths:
-        directory.ensure_group(path)
+    directory.ensure_groups(paths)
     return f"Keycloak: groups {', '.join(paths)} ensured."
 
 

@@ -23,7 +23,7 @@ from platforms import access_repair, deploy, expiry, provisioning, usage
 from platforms import reconcile as reconcile_pass
 from platforms.access_rules import platform_group
 from platforms.models import AuditEvent, Cluster, Lease, Operation, Platform, PlatformBusy
-from platforms.services import kube
+from platforms.services import helm, kube
 from platforms.services.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -217,6 +217,10 @@ def repair_lost_access() -> None:
 def prepare_worker(sender, proc_name: str, **kwargs) -> None:
     """As each worker process starts, load what its first operation would otherwise wait for."""
     kube.load_api_modules()
+    try:
+        helm.get_helm().prepare()
+    except Exception:  # noqa: BLE001 - the first operation meets the same failure and reports it
+        logger.warning("%s could not prepare helm", proc_name, exc_info=True)
     logger.info("%s is ready for operations", proc_name)
 
 

@@ -1,6 +1,7 @@
 """In-memory test doubles of the service adapters, for fast unit tests (integration tests use the real ones)."""
 
 import uuid
+from collections.abc import Sequence
 
 from platforms.services.errors import NoAnswer, NotFound, ServiceError
 from platforms.services.helm import HISTORY_MAX
@@ -115,6 +116,10 @@ class FakeHelm(Helm):
         # Each release's kept revisions -> the chart version it deployed, at most HISTORY_MAX, as helm keeps.
         self.history: dict[str, dict[int, str]] = {}
         self.rollbacks: list[tuple[str, int]] = []
+        self.prepared = False
+
+    def prepare(self) -> None:
+        self.prepared = True
 
     def install_or_upgrade(self, spec: ReleaseSpec) -> ReleaseInfo:
         self.specs.append(spec)
@@ -211,12 +216,13 @@ class FakeDirectory(Directory):
         self._call("find_group")
         return self._group(path)
 
-    def ensure_group(self, path: str) -> DirectoryGroup:
-        self._call("find_group")
-        if path not in self.groups:
-            self._call("create_group")
-            self._ensure(path)
-        return self._group(path)
+    def ensure_groups(self, paths: Sequence[str]) -> list[DirectoryGroup]:
+        for path in paths:
+            self._call("find_group")
+            if path not in self.groups:
+                self._call("create_group")
+                self._ensure(path)
+        return [self._group(path) for path in paths]
 
     def remove_group(self, path: str) -> bool:
         self._call("find_group")

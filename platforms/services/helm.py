@@ -94,6 +94,10 @@ class HelmService:
         async_to_sync(self._rollback)(name, cluster)
         return f"Rolled back the interrupted {release.status.removeprefix('pending-')} of revision {release.revision}."
 
+    def prepare(self) -> None:
+        """Ask helm its version now (atomic_flag), not in front of a worker's first install."""
+        self.atomic_flag()
+
     def atomic_flag(self) -> str:
         """helm v3 calls it --atomic; v4 renamed it --rollback-on-failure (asked once per service)."""
         if self._atomic_flag is None:

@@ -4,6 +4,7 @@ The getters (get_helm, get_kube, get_directory, get_hub_reader, get_session_chec
 types, so callers depend on the promise, not on the class settings chose.
 """
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from platforms.services.types import (
@@ -24,6 +25,9 @@ from platforms.services.types import (
 
 class Helm(Protocol):
     """Helm releases on a cluster (platforms.services.helm.HelmService)."""
+
+    def prepare(self) -> None:
+        """Learn now, once per process, what the first install would otherwise wait to learn."""
 
     def install_or_upgrade(self, spec: ReleaseSpec) -> ReleaseInfo:
         """`helm upgrade --install` with the complete values, atomic so a failed upgrade rolls back."""
@@ -75,8 +79,9 @@ class Directory(Protocol):
     def find_group(self, path: str) -> DirectoryGroup | None:
         """The group at this full path, or None when there is none. Raises Unavailable."""
 
-    def ensure_group(self, path: str) -> DirectoryGroup:
-        """The group at this path, created (with its missing parents) if needed. Raises Unavailable."""
+    def ensure_groups(self, paths: Sequence[str]) -> list[DirectoryGroup]:
+        """The groups at these paths, in order, each created (with its missing parents) if needed.
+        Raises Unavailable."""
 
     def remove_group(self, path: str) -> bool:
         """Delete the group and its subgroups; False when it was already gone. Raises Unavailable."""

@@ -7,7 +7,7 @@ API reference: https://www.keycloak.org/docs-api/latest/rest-api/index.html
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 
@@ -100,13 +100,33 @@ class GroupDirectory:
             return None
         return DirectoryGroup(id=found["id"], path=found.get("path", path))
 
-    def ensure_group(self, path: str) -> DirectoryGroup:
-        """The group at this path, created (with its missing parents) if needed. Raises Unavailable."""
-        found = self.find_group(path)
-        if found:
-            return found
+    def ensure_groups(self, paths: Sequence[str]) -> list[DirectoryGroup]:
+        """The groups at these paths, in order, each created (with its missing parents) if needed.
+
+        A group created here has no subgroups yet, so its children are created without looking for
+        them first, and a group found or created here is not looked up again: a new platform's three
+        groups cost five requests, where one path at a time cost nine. Raises Unavailable.
+        """
+        known: dict[str, DirectoryGroup] = {}
+        created: set[str] = set()
+        return [self._ensure_group(path, known, created) for path in paths]
+
+    def _ensure_group(self, path: str, known: dict[str, DirectoryGroup], created: set[str]) -> DirectoryGroup:
+        if path in known:
+            return known[path]
+        _check_path(path)
         parent_path, _, name = path.rpartition("/")
-        parent = self.ensure_group(parent_path) if parent_path else None
+        found = None if parent_path in created else self.find_group(path)
+        if found is None:
+            parent = self._ensure_group(parent_path, known, created) if parent_path else None
+            found, is_new = self._create_group(path, name, parent)
+            if is_new:
+                created.add(path)
+        known[path] = found
+        return found
+
+    def _create_group(self, path: str, name: str, parent: DirectoryGroup | None) -> tuple[DirectoryGroup, bool]:
+        """Create the group; (it, True), or (the one found, False) when someone created it meanwhile."""
         try:
             with self._asking(f"create group {path}", write=True):
                 group_id = self._admin.create_group({"name": name}, parent=parent.id if parent else None)
@@ -114,10 +134,10 @@ class GroupDirectory:
             # Created by someone else between our look and our create (a retried task, a person).
             found = self.find_group(path)
             if found:
-                return found
+                return found, False
             raise
         logger.info("keycloak group %s created", path)
-        return DirectoryGroup(id=group_id or self.find_group(path).id, path=path)
+        return DirectoryGroup(id=group_id or self.find_group(path).id, path=path), True
 
     def remove_group(self, path: str) -> bool:
         """Delete the group and its subgroups; False when it was already gone. Raises Unavailable."""
@@ -244,24 +264,31 @@ class GroupDirectory:
             "serviceAccountsEnabled": False,
             "redirectUris": list(redirect_uris),
         }
-        with self._asking(f"look up client {client_id}"):
-            existing = self._admin.get_client_id(client_id)
+        existing = self._client(client_id)
         if existing is None:
             try:
                 with self._asking(f"create client {client_id}", write=True):
                     created = self._admin.create_client(wanted)
             except Conflict:
-                with self._asking(f"look up client {client_id}"):
-                    existing = self._admin.get_client_id(client_id)
+                existing = self._client(client_id)
                 if existing is None:
                     raise
             else:
                 logger.info("keycloak client %s created", client_id)
                 return OidcClient(id=created, client_id=client_id, redirect_uris=tuple(redirect_uris))
-        # Keycloak's PUT changes only the fields sent, so settings made by hand elsewhere stay.
-        with self._asking(f"update client {client_id}", write=True):
-            self._admin.update_client(existing, wanted)
-        return OidcClient(id=existing, client_id=client_id, redirect_uris=tuple(redirect_uris))
+        # Most upgrades and repairs change nothing here: a write only when a field differs.
+        if any(_comparable(existing.get(field)) != _comparable(value) for field, value in wanted.items()):
+            # Keycloak's PUT changes only the fields sent, so settings made by hand elsewhere stay.
+            with self._asking(f"update client {client_id}", write=True):
+                self._admin.update_client(existing["id"], wanted)
+        return OidcClient(id=existing["id"], client_id=client_id, redirect_uris=tuple(redirect_uris))
+
+    def _client(self, client_id: str) -> dict | None:
+        """The client's representation (with its secret: the admin API shows it), or None. One request."""
+        url = urls_patterns.URL_ADMIN_CLIENTS.format(**{"realm-name": self.realm})
+        with self._asking(f"look up client {client_id}"):
+            found = [entry for entry in self._get_list(url, {"clientId": client_id}) if entry["clientId"] == client_id]
+        return found[0] if found else None
 
     def remove_client(self, client_id: str) -> bool:
         """Delete the client; False when it was already gone. Raises Unavailable."""
@@ -428,6 +455,11 @@ def missing_group_message(path: str) -> str:
 def _check_user_id(user_id: str) -> None:
     if not USER_ID.match(user_id or ""):
         raise BadInput("That is not a Keycloak user id.")
+
+
+def _comparable(value: object) -> object:
+    """A field as Keycloak keeps it: redirect URIs are a set, returned in no particular order."""
+    return sorted(value) if isinstance(value, list) else value
 
 
 def _check_path(path: str) -> None:

@@ -5,6 +5,7 @@ process (always followed by SIGCONT), and every user or group a test makes is re
 """
 
 import contextlib
+import dataclasses
 import os
 import signal
 import time
@@ -159,6 +160,34 @@ def test_launch_and_delete_create_and_remove_the_groups_and_client(
     finally:
         helm_cli(kubeconfig_text, "uninstall", name, "-n", name, check=False)
         provisioning.remove_platform_access(name)
+
+
+def test_a_new_platforms_access_costs_seven_admin_requests_and_an_unchanged_one_no_write(
+    local_cluster, admin_user, real_directory
+):
+    name = f"cost-{uuid.uuid4().hex[:6]}"
+    platform = Platform.objects.create(name=name, cluster=local_cluster, app_version="0.1.0", created_by=admin_user)
+    spec = deploy.values_input(platform)
+    try:
+        with counting_admin_requests() as first:
+            provisioning.ensure_platform_access(spec)
+        with counting_admin_requests() as again:
+            provisioning.ensure_platform_access(spec)
+        links = {"binderhub": "https://b.example.org", "jupyterhub": "https://j.example.org"}
+        with counting_admin_requests() as new_links:
+            provisioning.ensure_platform_access(dataclasses.replace(spec, links=links))
+        redirects = keycloak_admin.client(f"binderhub-{name}")["redirectUris"]
+    finally:
+        provisioning.remove_platform_access(name)
+    # The platform group is looked for and its parent found; then three creates, a client look-up and create.
+    assert [request.split()[0] for request in first] == ["GET", "GET", "POST", "POST", "POST", "GET", "POST"], first
+    assert [request.split()[0] for request in again] == ["GET", "GET", "GET", "GET"], again
+    assert [request.split()[0] for request in new_links] == ["GET", "GET", "GET", "GET", "PUT"], new_links
+    assert sorted(redirects) == [
+        "https://b.example.org/_oidc/callback",
+        "https://j.example.org/_oidc/callback",
+        "https://j.example.org/hub/oauth_callback",
+    ]
 
 
 # --- Members, search, and the pages' calls --------------------------------------------------------

@@ -30,8 +30,7 @@ def access_url(action: str = "") -> str:
 @pytest.fixture(autouse=True)
 def demo_groups(directory):
     """The groups a launch of the platform demo creates."""
-    for path in platform_groups("demo").values():
-        directory.ensure_group(path)
+    directory.ensure_groups(list(platform_groups("demo").values()))
 
 
 @pytest.fixture

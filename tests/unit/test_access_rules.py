@@ -40,8 +40,9 @@ def directory_raising(exc: Exception) -> GroupDirectory:
     def fail(*args, **kwargs):
         raise exc
 
-    for name in ("get_group_by_path", "get_users", "get_user", "create_group", "group_user_add", "get_client_id"):
+    for name in ("get_group_by_path", "get_users", "get_user", "create_group", "group_user_add"):
         setattr(directory._admin, name, fail)
+    directory._get_list = fail  # the listings it asks for by URL (clients by clientId among them)
     return directory
 
 

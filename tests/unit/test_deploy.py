@@ -365,20 +365,33 @@ def test_no_free_node_port_fails_the_install_clearly(platform, fake_helm, fake_c
 
 def test_keycloak_work_does_not_wait_in_front_of_helm(platform, fake_helm, fake_cluster, directory, monkeypatch):
     helm_started = threading.Event()
-    original_install, original_ensure = fake_helm.install_or_upgrade, directory.ensure_group
+    original_install, original_ensure = fake_helm.install_or_upgrade, directory.ensure_groups
 
     def install(spec):
         helm_started.set()
         return original_install(spec)
 
-    def ensure_group(path):
+    def ensure_groups(paths):
         # Done serially before helm, this would wait out its timeout and fail the operation.
         assert helm_started.wait(5), "Keycloak's work ran before helm started"
-        return original_ensure(path)
+        return original_ensure(paths)
 
     monkeypatch.setattr(fake_helm, "install_or_upgrade", install)
-    monkeypatch.setattr(directory, "ensure_group", ensure_group)
+    monkeypatch.setattr(directory, "ensure_groups", ensure_groups)
     operation = request(platform, "install")
     tasks.run_operation(operation.pk)
     operation.refresh_from_db()
     assert operation.state == "succeeded", operation.error
+
+
+def test_a_worker_process_prepares_helm_as_it_starts_and_a_failure_is_only_logged(fake_helm, monkeypatch, caplog):
+    tasks.prepare_worker(sender=None, proc_name="Process-1")
+    assert fake_helm.prepared
+
+    def broken() -> None:
+        raise OSError("helm: not found")
+
+    monkeypatch.setattr(fake_helm, "prepare", broken)
+    tasks.prepare_worker(sender=None, proc_name="Process-2")
+    assert "Process-2 could not prepare helm" in caplog.text
+    assert "Process-2 is ready for operations" in caplog.text
