@@ -20,14 +20,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def handed_to_worker(monkeypatch) -> list[int]:
-    """Operations the engine hands to the worker, captured so the test runs them itself."""
-    handed: list[int] = []
-    monkeypatch.setattr(tasks, "enqueue_operation", handed.append)
-    return handed
-
-
-@pytest.fixture
 def new_platform(local_cluster, admin_user, real_services, kubeconfig_text):
     name = f"it-{uuid.uuid4().hex[:6]}"
     platform = Platform.objects.create(

@@ -14,16 +14,9 @@ from platforms import operations, tasks
 from platforms.models import AuditEvent, Operation, Platform
 from tests.integration.test_deploy import api_client, core, helm_cli, release_values, remove_platform
 from tests.stack_fixtures import free_node_port
+from tests.unit.test_rollback import deploy
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def handed_to_worker(monkeypatch) -> list[int]:
-    """Operations the console hands to the worker, captured so the test runs them itself."""
-    handed: list[int] = []
-    monkeypatch.setattr(tasks, "enqueue_operation", handed.append)
-    return handed
 
 
 @pytest.fixture
@@ -41,19 +34,6 @@ def new_platform(local_cluster, admin_user, real_services, kubeconfig_text, hand
     )
     yield platform
     remove_platform(kubeconfig_text, name)
-
-
-def deploy(platform: Platform, kind: str = "upgrade", **options) -> Operation:
-    """Save the options as the forms would, then run the install or upgrade as the worker does."""
-    if options:
-        Platform.objects.filter(pk=platform.pk).update(**options)
-    platform.refresh_from_db()
-    operation = Operation.objects.request(platform, kind, None)
-    tasks.run_operation(operation.pk)
-    operation.refresh_from_db()
-    assert operation.state == "succeeded", operation.error
-    platform.refresh_from_db()
-    return operation
 
 
 def run(operation: Operation) -> Operation:

@@ -9,32 +9,8 @@ from django.utils import timezone
 
 from platforms import deploy, tasks
 from platforms.models import Operation, Platform
-from platforms.services import helm, kube
 from platforms.services.errors import BadInput, Unavailable
 from platforms.services.types import ServiceLinkInfo
-from tests.fakes import FakeDeployKube, FakeHelm
-
-
-@pytest.fixture
-def fake_cluster(monkeypatch) -> FakeDeployKube:
-    fake = FakeDeployKube()
-    monkeypatch.setattr(kube, "get_kube", lambda: fake)
-    return fake
-
-
-@pytest.fixture
-def fake_helm(monkeypatch, fake_cluster) -> FakeHelm:
-    fake = FakeHelm(fake_cluster.cluster)
-    monkeypatch.setattr(helm, "get_helm", lambda: fake)
-    return fake
-
-
-@pytest.fixture
-def enqueued(monkeypatch) -> list[int]:
-    """Operations handed to the worker (captured instead of queued)."""
-    handed = []
-    monkeypatch.setattr(tasks, "enqueue_operation", handed.append)
-    return handed
 
 
 def link(name: str, ready: bool) -> ServiceLinkInfo:

@@ -293,14 +293,6 @@ def test_the_polled_fragment_says_expired_being_removed(admin_client, admin_user
 # --- The worker's pass -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def enqueued(monkeypatch) -> list[int]:
-    """Operations handed to the worker (captured instead of queued)."""
-    handed: list[int] = []
-    monkeypatch.setattr(tasks, "enqueue_operation", handed.append)
-    return handed
-
-
 def test_an_expired_platform_is_uninstalled_by_the_pass_as_the_console_and_audited(
     platform, enqueued, monkeypatch, django_capture_on_commit_callbacks
 ):

@@ -10,20 +10,9 @@ from django_q.signing import SignedPackage
 
 from platforms import reconcile, tasks
 from platforms.models import Lease, Operation, Platform
-from platforms.services import helm, kube
 from platforms.services.errors import BadInput, NoAnswer
-from tests.fakes import FakeDeployKube, FakeHelm
 
 SILENT_KEYCLOAK = NoAnswer("Keycloak did not answer in time to look up group /platforms (timeout 10s, ReadTimeout).")
-
-
-@pytest.fixture
-def fake_helm(monkeypatch) -> FakeHelm:
-    cluster = FakeDeployKube()
-    monkeypatch.setattr(kube, "get_kube", lambda: cluster)
-    fake = FakeHelm(cluster.cluster)
-    monkeypatch.setattr(helm, "get_helm", lambda: fake)
-    return fake
 
 
 @pytest.fixture

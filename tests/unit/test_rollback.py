@@ -8,35 +8,11 @@ from django.urls import reverse
 
 from platforms import operations, tasks
 from platforms.models import AuditEvent, Operation, Platform, PlatformBusy
-from platforms.services import helm, kube
 from platforms.services.errors import BadInput, Conflict, NoAnswer
 from platforms.services.helm import HISTORY_MAX
 from platforms.services.types import ServiceLinkInfo
 from tests.conftest import make_user
-from tests.fakes import FakeDeployKube, FakeHelm
 from tests.unit.test_page_accessibility import PageAudit, unnamed
-
-
-@pytest.fixture
-def fake_cluster(monkeypatch) -> FakeDeployKube:
-    fake = FakeDeployKube()
-    monkeypatch.setattr(kube, "get_kube", lambda: fake)
-    return fake
-
-
-@pytest.fixture
-def fake_helm(monkeypatch, fake_cluster) -> FakeHelm:
-    fake = FakeHelm(fake_cluster.cluster)
-    monkeypatch.setattr(helm, "get_helm", lambda: fake)
-    return fake
-
-
-@pytest.fixture
-def enqueued(monkeypatch) -> list[int]:
-    """Operations handed to the worker (captured instead of queued)."""
-    handed: list[int] = []
-    monkeypatch.setattr(tasks, "enqueue_operation", handed.append)
-    return handed
 
 
 def deploy(platform: Platform, kind: str = "upgrade", **options) -> Operation:
