@@ -243,15 +243,7 @@ class PlatformOptionsForm(forms.ModelForm):
 
     class Meta:
         model = Platform
-        fields = [
-            "app_version",
-            "servers_per_user",
-            "notebook_cpus",
-            "notebook_ram_gb",
-            "notebook_storage_gb",
-            "registry_storage_gb",
-            "expires_at",
-        ]
+        fields = [*Platform.OPTION_FIELDS, "expires_at"]
         labels = {
             "servers_per_user": "Servers per user",
             "notebook_cpus": "Notebook CPUs",
