@@ -150,7 +150,10 @@ def run_operation(operation_id: int) -> None:
         return
     operation = Operation.objects.filter(pk=operation_id).first()
     if operation and operation.state == Operation.State.SUCCEEDED and operation.kind != Operation.Kind.UNINSTALL:
-        sync_links(operation.platform_id)
+        # A task of its own, not this one's tail: the worker starts its next operation (often the next
+        # launch) at once, and reading the cluster's links queues behind it rather than in front of it.
+        platform_id = operation.platform_id
+        enqueue_on_commit("sync_links", platform_id, task_name=f"sync-links-{platform_id}")
 
 
 def sync_links(platform_id: int) -> None:

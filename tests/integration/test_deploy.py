@@ -93,6 +93,7 @@ def test_install_links_follow_up_and_deployed(
     name = new_platform.name
     install = Operation.objects.request(new_platform, "install", admin_user)
     tasks.run_operation(install.pk)
+    tasks.sync_links(new_platform.pk)  # the task the install queued for its links
 
     install.refresh_from_db()
     new_platform.refresh_from_db()
@@ -110,6 +111,7 @@ def test_install_links_follow_up_and_deployed(
         tasks.sync_links(new_platform.pk)
     assert len(handed_to_worker) == 1
     run_all(handed_to_worker)
+    tasks.sync_links(new_platform.pk)
 
     new_platform.refresh_from_db()
     assert new_platform.status == Platform.Status.DEPLOYED, new_platform.status_message
@@ -227,6 +229,7 @@ def test_ingress_cluster_is_deployed_with_its_ingress_links(new_platform, local_
     local_cluster.save()
     install = Operation.objects.request(new_platform, "install", None)
     tasks.run_operation(install.pk)
+    tasks.sync_links(new_platform.pk)
     new_platform.refresh_from_db()
     assert new_platform.status == Platform.Status.DEPLOYED, new_platform.status_message
     name = new_platform.name

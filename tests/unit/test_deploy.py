@@ -25,6 +25,7 @@ def test_install_runs_helm_with_complete_values_and_waits_for_links(platform, fa
     operation = request(platform, "install")
     fake_cluster.cluster.links["demo"] = [link("binderhub", False), link("jupyterhub", False)]
     tasks.run_operation(operation.pk)
+    tasks.sync_links(platform.pk)  # the task the install queued for its links
     operation.refresh_from_db()
     platform.refresh_from_db()
     assert (operation.state, operation.helm_revision) == ("succeeded", 1)
@@ -35,6 +36,39 @@ def test_install_runs_helm_with_complete_values_and_waits_for_links(platform, fa
     assert platform.status == Platform.Status.INSTALLING
     assert platform.status_message == "Release deployed; waiting for Zenith to expose BinderHub, JupyterHub."
     assert enqueued == []
+
+
+@pytest.mark.parametrize("kind", ["install", "upgrade"])
+def test_a_deploy_that_succeeded_queues_its_link_sync_as_a_task_of_its_own(
+    kind, platform, fake_helm, fake_cluster, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Not run on the deploy's worker slot: the worker's next operation starts first."""
+    if kind == "upgrade":
+        tasks.run_operation(request(platform, "install").pk)
+    queued = []
+    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: queued.append(args))
+    monkeypatch.setattr(deploy, "sync_links", lambda platform_id: pytest.fail("links read on the deploy's slot"))
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.run_operation(request(platform, kind).pk)
+    assert queued == [("platforms.tasks.sync_links", platform.pk)]
+
+
+@pytest.mark.parametrize("outcome", ["failed", "uninstalled"])
+def test_a_failed_deploy_or_an_uninstall_queues_no_link_sync(
+    outcome, platform, fake_helm, fake_cluster, monkeypatch, django_capture_on_commit_callbacks
+):
+    tasks.run_operation(request(platform, "install").pk)
+    queued = []
+    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: queued.append(args))
+    if outcome == "failed":
+        fake_helm.error = BadInput("values refused")
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.run_operation(request(platform, "upgrade" if outcome == "failed" else "uninstall").pk)
+    if outcome == "failed":
+        assert Operation.objects.latest("pk").state == "failed"
+    else:
+        assert not Platform.objects.filter(pk=platform.pk).exists()
+    assert queued == []
 
 
 def test_links_becoming_ready_bring_a_follow_up_upgrade_then_deployed(
@@ -48,6 +82,7 @@ def test_links_becoming_ready_bring_a_follow_up_upgrade_then_deployed(
     assert (follow_up.kind, follow_up.actor) == ("upgrade", None)
     assert follow_up.reason == "Set the service addresses Zenith reported"
     tasks.run_operation(follow_up.pk)
+    tasks.sync_links(platform.pk)
     assert "client binderhub-demo ensured, and sends sign-ins back to https://jupyterhub.zenith.example/hub/" in (
         Operation.objects.get(pk=follow_up.pk).output
     )

@@ -230,6 +230,7 @@ def test_ready_links_after_a_rollback_bring_a_follow_up_upgrade(platform, admin_
     ]
     fake_cluster.cluster.links["demo"] = ready
     run(operations.rollback(platform, history[0], admin_user))
+    tasks.sync_links(platform.pk)  # the task the rollback queued for its links
     follow_up = Operation.objects.get(pk=enqueued[-1])
     assert (follow_up.kind, follow_up.reason) == ("upgrade", "Set the service addresses Zenith reported")
     assert follow_up.options == history[0].options
