@@ -55,8 +55,13 @@ def enqueue_sync_links(platform: Platform) -> bool:
     """Ask the worker to sync the platform's service links, at most every LINK_SYNC_MIN_INTERVAL."""
     if not cache.add(f"sync-links:{platform.pk}", 1, settings.LINK_SYNC_MIN_INTERVAL_SECONDS):
         return False
-    enqueue_on_commit("sync_links", platform.pk, task_name=f"sync-links-{platform.pk}")
+    queue_sync_links(platform.pk)
     return True
+
+
+def queue_sync_links(platform_id: int) -> None:
+    """Hand the platform's link sync to the worker on commit."""
+    enqueue_on_commit("sync_links", platform_id, task_name=f"sync-links-{platform_id}")
 
 
 def queue_length() -> int:
@@ -152,8 +157,7 @@ def run_operation(operation_id: int) -> None:
     if operation and operation.state == Operation.State.SUCCEEDED and operation.kind != Operation.Kind.UNINSTALL:
         # A task of its own, not this one's tail: the worker starts its next operation (often the next
         # launch) at once, and reading the cluster's links queues behind it rather than in front of it.
-        platform_id = operation.platform_id
-        enqueue_on_commit("sync_links", platform_id, task_name=f"sync-links-{platform_id}")
+        queue_sync_links(operation.platform_id)
 
 
 def sync_links(platform_id: int) -> None:

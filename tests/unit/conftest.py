@@ -35,6 +35,14 @@ def fake_helm(monkeypatch, fake_cluster) -> FakeHelm:
 
 
 @pytest.fixture
+def queued(monkeypatch) -> list[tuple]:
+    """Tasks handed to the broker (each call's positional arguments: the task's name, then its own)."""
+    calls: list[tuple] = []
+    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: calls.append(args))
+    return calls
+
+
+@pytest.fixture
 def enqueued(monkeypatch) -> list[int]:
     """Operations handed to the worker (captured instead of queued)."""
     handed: list[int] = []

@@ -386,13 +386,6 @@ def test_admin_can_remove_another_admin(admin_client, directory):
 # --- Repair --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def queued(monkeypatch) -> list[tuple]:
-    calls = []
-    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: calls.append(args))
-    return calls
-
-
 def test_repair_is_a_described_button_in_its_own_form(admin_client, platform):
     for url, repair in [(users_url(), users_url("repair")), (access_url(), access_url("repair"))]:
         body = admin_client.get(url).content.decode()

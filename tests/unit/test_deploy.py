@@ -40,34 +40,35 @@ def test_install_runs_helm_with_complete_values_and_waits_for_links(platform, fa
 
 @pytest.mark.parametrize("kind", ["install", "upgrade"])
 def test_a_deploy_that_succeeded_queues_its_link_sync_as_a_task_of_its_own(
-    kind, platform, fake_helm, fake_cluster, monkeypatch, django_capture_on_commit_callbacks
+    kind, platform, fake_helm, fake_cluster, queued, monkeypatch, django_capture_on_commit_callbacks
 ):
     """Not run on the deploy's worker slot: the worker's next operation starts first."""
     if kind == "upgrade":
         tasks.run_operation(request(platform, "install").pk)
-    queued = []
-    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: queued.append(args))
     monkeypatch.setattr(deploy, "sync_links", lambda platform_id: pytest.fail("links read on the deploy's slot"))
     with django_capture_on_commit_callbacks(execute=True):
         tasks.run_operation(request(platform, kind).pk)
     assert queued == [("platforms.tasks.sync_links", platform.pk)]
 
 
-@pytest.mark.parametrize("outcome", ["failed", "uninstalled"])
-def test_a_failed_deploy_or_an_uninstall_queues_no_link_sync(
-    outcome, platform, fake_helm, fake_cluster, monkeypatch, django_capture_on_commit_callbacks
+def test_a_failed_deploy_queues_no_link_sync(
+    platform, fake_helm, fake_cluster, queued, django_capture_on_commit_callbacks
 ):
     tasks.run_operation(request(platform, "install").pk)
-    queued = []
-    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: queued.append(args))
-    if outcome == "failed":
-        fake_helm.error = BadInput("values refused")
+    fake_helm.error = BadInput("values refused")
     with django_capture_on_commit_callbacks(execute=True):
-        tasks.run_operation(request(platform, "upgrade" if outcome == "failed" else "uninstall").pk)
-    if outcome == "failed":
-        assert Operation.objects.latest("pk").state == "failed"
-    else:
-        assert not Platform.objects.filter(pk=platform.pk).exists()
+        tasks.run_operation(request(platform, "upgrade").pk)
+    assert Operation.objects.latest("pk").state == "failed"
+    assert queued == []
+
+
+def test_an_uninstall_queues_no_link_sync(
+    platform, fake_helm, fake_cluster, queued, django_capture_on_commit_callbacks
+):
+    tasks.run_operation(request(platform, "install").pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.run_operation(request(platform, "uninstall").pk)
+    assert not Platform.objects.filter(pk=platform.pk).exists()
     assert queued == []
 
 

@@ -6,7 +6,6 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from platforms import tasks
 from platforms.models import Operation, Platform, ServiceLink
 from platforms.services.errors import Unavailable
 from tests.conftest import make_user
@@ -40,15 +39,13 @@ def test_status_fragment_stops_polling_with_286_when_final(admin_client, platfor
 
 
 def test_status_of_a_platform_waiting_for_links_asks_the_worker_to_look(
-    admin_client, platform, monkeypatch, django_capture_on_commit_callbacks
+    admin_client, platform, queued, django_capture_on_commit_callbacks
 ):
     Platform.objects.filter(pk=platform.pk).update(status="installing")
-    asked = []
-    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: asked.append(args))
     with django_capture_on_commit_callbacks(execute=True):
         status(admin_client)
         status(admin_client)  # within LINK_SYNC_MIN_INTERVAL: not asked again
-    assert asked == [("platforms.tasks.sync_links", platform.pk)]
+    assert queued == [("platforms.tasks.sync_links", platform.pk)]
 
 
 def test_status_of_a_removed_platform_redirects_to_the_list(admin_client):
