@@ -1,5 +1,6 @@
 """KubeService.capacity against the real kube-apiserver: nodes, storage classes and pods as the cluster reports them."""
 
+import time
 import uuid
 
 import pytest
@@ -42,6 +43,7 @@ def objects(api_client):
             "conditions": [{"type": "Ready", "status": "True", "reason": "Test", "message": "test"}],
         }
         core.patch_node_status(names[key], {"status": status})
+        wait_for_controller_taints(core, names[key])
     storage.create_storage_class(
         {
             "metadata": {
@@ -70,6 +72,28 @@ def objects(api_client):
     storage.delete_storage_class(names["class"])
     core.delete_node(names["node"])
     core.delete_node(names["tainted"])
+
+
+def wait_for_controller_taints(core: client.CoreV1Api, name: str, timeout: float = 60) -> None:
+    """Wait until the node lifecycle controller has lifted its not-ready taint from a node now Ready.
+
+    The controller taints a node that registers without a Ready condition (as a real kubelet's node
+    does too, until its first report) and lifts the taint once Ready is reported; a busy
+    controller-manager takes seconds. Until then the console rightly counts the node as unschedulable.
+    """
+    deadline, clean_since = time.monotonic() + timeout, None
+    while True:
+        taints = core.read_node(name).spec.taints or []
+        now = time.monotonic()
+        if any(taint.key.startswith("node.kubernetes.io/") for taint in taints):
+            clean_since = None
+        elif clean_since is None:
+            clean_since = now
+        # Clean for a second: the controller may not have seen the node's first, statusless version yet.
+        if clean_since is not None and now - clean_since >= 1:
+            return
+        assert now < deadline, f"node {name} still has the controller's taints: {taints}"
+        time.sleep(0.2)
 
 
 def test_capacity_reads_nodes_classes_and_requests_from_the_real_api_server(access, objects):
