@@ -1,15 +1,19 @@
 """Benchmark: 10 platforms deployed through the console (2 workers) vs the same 10 helm commands.
 
-Run with the local stack up:  .venv/bin/python bench/deploy_ten.py
-It uses its own SQLite database, starts a real `manage.py qcluster` with 2 workers, waits until
-both worker processes are ready, POSTs the launch form 10 times, and waits for every install
-operation to succeed. It runs the same 10 `helm upgrade --install` commands itself, 2 at a time,
-once before and once after the console (the machine's speed drifts; the ratio is against their
-mean). It prints:
-  - the wall time of each run and the ratio (console / mean direct; target <= 1.10);
+Run with the local stack up:  .venv/bin/python bench/deploy_ten.py [--pairs 2]
+It uses its own SQLite database, starts a real `manage.py qcluster` with 2 workers and waits until
+both worker processes are ready. Then direct and console parts alternate (D C D C D with 2 pairs),
+each on a settled cluster (no namespace being deleted) and each removed again after it:
+  - a direct part runs the 10 `helm upgrade --install` commands itself, 2 at a time;
+  - a console part POSTs the launch form 10 times and waits until every install succeeded.
+The machine's speed drifts from minute to minute, so each console part is compared with the mean
+of the direct parts before and after it. It prints:
+  - each part's wall time, each console part's ratio, and the overall ratio (target <= 1.10);
+  - the CPU seconds each kind of part cost the machine, helm, the worker, Keycloak and the cluster;
   - the time from each Launch POST to helm starting (the operation's started_at; target < 1 s).
 """
 
+import argparse
 import contextlib
 import json
 import os
@@ -68,46 +72,65 @@ def wait_until_ready(worker: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.1)
 
 
-def console_run(prefix: str) -> tuple[float, list[float]]:
-    from django.contrib.auth.models import User
-    from django.test import Client
+class Console:
+    """The console's side: a signed-in admin, the local cluster registered, the worker started."""
 
-    from devstack import config
-    from platforms.models import Cluster, Operation, Platform
+    def __init__(self) -> None:
+        from django.contrib.auth.models import User
+        from django.test import Client
 
-    admin = User.objects.create_user("bench-admin", is_staff=True)
-    cluster = Cluster(name="local", context="devstack")
-    cluster.kubeconfig = config.KUBECONFIG.read_text()
-    cluster.save()
-    client = Client()
-    client.force_login(admin)
-    posted_at: dict[str, float] = {}
-    start = time.time()
-    for i in range(COUNT):
-        name = f"{prefix}-c{i}"
-        data = {
-            "name": name,
-            "cluster": cluster.pk,
-            "app_version": "0.1.0",
-            "servers_per_user": 3,
-            "notebook_cpus": 1,
-            "notebook_ram_gb": 2,
-            "notebook_storage_gb": 10,
-            "registry_storage_gb": 10,
-        }
-        posted_at[name] = time.time()
-        response = client.post("/launch/", data)
-        assert response.status_code == 302, response.content[:500]
-    installs = Operation.objects.filter(kind="install", platform__name__startswith=f"{prefix}-c")
-    while installs.exclude(state__in=["succeeded", "failed"]).exists() or installs.count() < COUNT:
-        time.sleep(0.1)
-    wall = time.time() - start
-    failed = list(installs.filter(state="failed").values_list("platform__name", "error"))
-    assert not failed, failed
-    in_post_order = sorted(installs.select_related("platform"), key=lambda op: posted_at[op.platform.name])
-    latencies = [op.started_at.timestamp() - posted_at[op.platform.name] for op in in_post_order]
-    Platform.objects.all().update(status="deployed")  # stop link syncs from touching the cluster further
-    return wall, latencies
+        from devstack import config
+        from platforms.models import Cluster
+
+        admin = User.objects.create_user("bench-admin", is_staff=True)
+        self.cluster = Cluster(name="local", context="devstack")
+        self.cluster.kubeconfig = config.KUBECONFIG.read_text()
+        self.cluster.save()
+        self.client = Client()
+        self.client.force_login(admin)
+        self.worker = start_worker()
+        wait_until_ready(self.worker)  # as a production worker has long been
+
+    def launch_ten(self, prefix: str) -> tuple[float, list[float]]:
+        """POST the launch form 10 times; wait until every install succeeded. Wall time and POST -> helm start."""
+        from platforms.models import Operation, Platform
+
+        posted_at: dict[str, float] = {}
+        start = time.time()
+        for i in range(COUNT):
+            name = f"{prefix}{i}"
+            data = {
+                "name": name,
+                "cluster": self.cluster.pk,
+                "app_version": "0.1.0",
+                "servers_per_user": 3,
+                "notebook_cpus": 1,
+                "notebook_ram_gb": 2,
+                "notebook_storage_gb": 10,
+                "registry_storage_gb": 10,
+            }
+            posted_at[name] = time.time()
+            response = self.client.post("/launch/", data)
+            assert response.status_code == 302, response.content[:500]
+        installs = Operation.objects.filter(kind="install", platform__name__startswith=prefix)
+        while installs.exclude(state__in=["succeeded", "failed"]).exists() or installs.count() < COUNT:
+            time.sleep(0.1)
+        wall = time.time() - start
+        failed = list(installs.filter(state="failed").values_list("platform__name", "error"))
+        assert not failed, failed
+        in_post_order = sorted(installs.select_related("platform"), key=lambda op: posted_at[op.platform.name])
+        latencies = [op.started_at.timestamp() - posted_at[op.platform.name] for op in in_post_order]
+        # The bench removes the releases itself (cleanup): the console forgets them first, so that no
+        # link sync or reconcile of the worker looks for them during the next part.
+        Platform.objects.filter(name__startswith=prefix).delete()
+        return wall, latencies
+
+    def stop(self) -> None:
+        os.killpg(self.worker.pid, signal.SIGTERM)
+        try:
+            self.worker.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.worker.pid, signal.SIGKILL)
 
 
 def free_node_ports(kubeconfig: str, count: int) -> list[int]:
@@ -121,13 +144,14 @@ def free_node_ports(kubeconfig: str, count: int) -> list[int]:
     return [port for port in range(30000, 32768) if port not in used][:count]
 
 
-def direct_run(prefix: str, helm: str, kubeconfig: str, repo: str, kind: str) -> float:
+def direct_run(prefix: str, helm: str, kubeconfig: str, repo: str) -> float:
+    """The same 10 installs as `helm upgrade --install`, 2 at a time (as 2 workers run them)."""
     from platforms.values import ValuesInput, build_values
 
     node_ports = free_node_ports(kubeconfig, COUNT)
 
     def one(i: int) -> None:
-        name = f"{prefix}-{kind}{i}"
+        name = f"{prefix}{i}"
         values = build_values(
             ValuesInput(
                 name,
@@ -158,20 +182,118 @@ def direct_run(prefix: str, helm: str, kubeconfig: str, repo: str, kind: str) ->
     return time.time() - start
 
 
-def cleanup(prefix: str, helm: str, kubeconfig: str) -> None:
+def core_api(kubeconfig: str):
     import yaml
     from kubernetes import client, config
 
-    core = client.CoreV1Api(config.new_client_from_config_dict(yaml.safe_load(Path(kubeconfig).read_text())))
-    for kind in ("c", "d", "e"):
-        for i in range(COUNT):
-            name = f"{prefix}-{kind}{i}"
-            subprocess.run([helm, "uninstall", name, "-n", name, "--kubeconfig", kubeconfig], capture_output=True)
-            with contextlib.suppress(client.ApiException):
-                core.delete_namespace(name)
+    return client.CoreV1Api(config.new_client_from_config_dict(yaml.safe_load(Path(kubeconfig).read_text())))
+
+
+def cleanup(prefix: str, helm: str, kubeconfig: str) -> None:
+    """Remove a part's releases, namespaces and (for the console's) Keycloak clients and groups."""
+    from kubernetes import client
+
+    from platforms import provisioning
+    from platforms.services.errors import ServiceError
+
+    core = core_api(kubeconfig)
+
+    def one(i: int) -> None:
+        name = f"{prefix}{i}"
+        subprocess.run([helm, "uninstall", name, "-n", name, "--kubeconfig", kubeconfig], capture_output=True)
+        with contextlib.suppress(client.ApiException):
+            core.delete_namespace(name)
+        with contextlib.suppress(ServiceError):
+            provisioning.remove_platform_access(name)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(one, range(COUNT)))
+
+
+def settle(kubeconfig: str, timeout: float = 300) -> None:
+    """Wait until no namespace is being deleted, then a few seconds more: each part starts on a quiet cluster.
+
+    The controller-manager finalizing one part's namespaces would otherwise share the CPU with the next part.
+    """
+    core = core_api(kubeconfig)
+    deadline = time.monotonic() + timeout
+    while any(ns.status.phase == "Terminating" for ns in core.list_namespace().items):
+        if time.monotonic() > deadline:
+            raise SystemExit("namespaces are still being deleted after 5 minutes")
+        time.sleep(1)
+    time.sleep(SETTLE_SECONDS)
+
+
+SETTLE_SECONDS = 5
+
+
+def machine_cpu() -> tuple[float, float]:
+    """Busy and idle CPU seconds of the whole machine since boot (/proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / ticks, idle / ticks
+
+
+def process_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of process `pid` itself and of its children it has waited for (0, 0 if it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0, 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / ticks
+    children = (int(fields[13]) + int(fields[14])) / ticks
+    return own, children
+
+
+def tree(pid: int) -> list[int]:
+    """Process `pid` and its living descendants."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                parent = int(entry.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1])
+                parents.setdefault(parent, []).append(int(entry.name))
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        queue.extend(parents.get(current, []))
+    return found
+
+
+def cpu_snapshot(worker_pid: int) -> dict[str, float]:
+    """CPU seconds so far: the machine, helm (waited-for children of the bench and of the workers),
+    the console's worker processes themselves, Keycloak, and the API server with etcd and the controllers."""
+    from devstack import procs
+
+    busy, idle = machine_cpu()
+    snapshot = {"machine busy": busy, "machine idle": idle, "helm": 0.0, "console worker": 0.0}
+    bench_children = os.times()
+    snapshot["helm"] += bench_children.children_user + bench_children.children_system
+    for pid in tree(worker_pid):
+        own, children = process_cpu(pid)
+        snapshot["console worker"] += own
+        snapshot["helm"] += children
+    for label, names in STACK_PROCESSES.items():
+        snapshot[label] = sum(
+            process_cpu(pid)[0] for name in names if (root := procs.running_pid(name)) for pid in tree(root)
+        )
+    return snapshot
+
+
+STACK_PROCESSES = {
+    "keycloak": ("keycloak",),
+    "api server, etcd, controllers": ("kube-apiserver", "etcd", "kube-controller-manager", "volume-binder"),
+}
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pairs", type=int, default=2, help="console parts, each between two direct parts")
+    args = parser.parse_args()
     environment = setup_django()
     from devstack import config
 
@@ -179,24 +301,49 @@ def main() -> None:
     # The console's helm, which on the local stack is devstack's helm-without-node (it pauses the
     # Deployments no pod can serve): the direct run pays for the same post-renderer, so the ratio is fair.
     helm, kubeconfig, repo = environment["HELM_EXECUTABLE"], str(config.KUBECONFIG), environment["APP_CHART_REPO_URL"]
-    direct_before = direct_run(prefix, helm, kubeconfig, repo, "d")
-    worker = start_worker()
-    wait_until_ready(worker)  # as a production worker has long been
+    settle(kubeconfig)
+    console = Console()
+    walls: dict[str, list[float]] = {"direct": [], "console": []}
+    cpu: dict[str, dict[str, float]] = {"direct": {}, "console": {}}
+    latencies: list[float] = []
     try:
-        console_wall, latencies = console_run(prefix)
+        # Direct and console parts alternate, each on a settled cluster: D C D C D with --pairs 2.
+        for index, kind in enumerate(["direct", "console"] * args.pairs + ["direct"]):
+            part = f"{prefix}-{kind[0]}{index}-"
+            settle(kubeconfig)
+            before = cpu_snapshot(console.worker.pid)
+            if kind == "direct":
+                wall = direct_run(part, helm, kubeconfig, repo)
+            else:
+                wall, part_latencies = console.launch_ten(part)
+                latencies += part_latencies
+            after = cpu_snapshot(console.worker.pid)
+            for key in after:
+                cpu[kind][key] = cpu[kind].get(key, 0.0) + after[key] - before[key]
+            walls[kind].append(wall)
+            print(f"part {index + 1}: {kind:7} {wall:6.2f} s", flush=True)
+            cleanup(part, helm, kubeconfig)
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-    direct_after = direct_run(prefix, helm, kubeconfig, repo, "e")
-    cleanup(prefix, helm, kubeconfig)
-    direct_wall = (direct_before + direct_after) / 2
-    print(f"platforms: {COUNT}, workers: 2, helm concurrency for the direct run: 2")
-    print(f"console wall time: {console_wall:.2f} s")
-    print(f"direct helm wall time: {direct_before:.2f} s before, {direct_after:.2f} s after, mean {direct_wall:.2f} s")
-    print(f"ratio console/direct: {console_wall / direct_wall:.2f} (target <= 1.10)")
+        console.stop()
+    # Each console part against the mean of the direct parts before and after it: the machine's speed drifts.
+    ratios = [
+        console_wall / ((walls["direct"][i] + walls["direct"][i + 1]) / 2)
+        for i, console_wall in enumerate(walls["console"])
+    ]
+    direct_mean = statistics.mean(
+        (walls["direct"][i] + walls["direct"][i + 1]) / 2 for i in range(len(walls["console"]))
+    )
+    console_mean = statistics.mean(walls["console"])
+    print(f"platforms: {COUNT} a part, workers: 2, helm concurrency for the direct parts: 2, pairs: {args.pairs}")
+    print(f"console parts: {', '.join(f'{wall:.2f}' for wall in walls['console'])} s")
+    print(f"direct parts: {', '.join(f'{wall:.2f}' for wall in walls['direct'])} s")
+    print(f"ratio of each console part to the direct parts around it: {', '.join(f'{r:.2f}' for r in ratios)}")
+    print(f"ratio console/direct: {console_mean / direct_mean:.2f} (target <= 1.10)")
+    print("CPU seconds a part (mean), direct vs console:")
+    parts = {kind: len(walls[kind]) for kind in walls}
+    for key in cpu["console"]:
+        direct_cpu, console_cpu = cpu["direct"][key] / parts["direct"], cpu["console"][key] / parts["console"]
+        print(f"  {key:31} {direct_cpu:7.2f} {console_cpu:7.2f}")
     print(
         f"Launch POST -> helm started: median {statistics.median(latencies):.3f} s, "
         f"max {max(latencies):.3f} s (target < 1 s for the first; later ones wait for a free worker)"

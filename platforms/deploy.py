@@ -255,8 +255,10 @@ def install_or_upgrade(operation: Operation) -> None:
     )
     # Keycloak beside Helm, not in front of it: each takes about as long as the other, and neither
     # needs the other's result. Both must succeed for the operation to; a retry re-ensures both.
+    # A first install's groups and client are almost always new: created without a look first.
+    first_install = operation.kind == Operation.Kind.INSTALL and operation.retries == 0
     with ThreadPoolExecutor(max_workers=1) as keycloak_worker:
-        access = keycloak_worker.submit(provisioning.ensure_platform_access, spec)
+        access = keycloak_worker.submit(provisioning.ensure_platform_access, spec, first_install)
         release, recovered = run_helm(platform, release_spec)
         try:
             access_note = access.result()

@@ -216,12 +216,16 @@ class FakeDirectory(Directory):
         self._call("find_group")
         return self._group(path)
 
-    def ensure_groups(self, paths: Sequence[str]) -> list[DirectoryGroup]:
+    def ensure_groups(self, paths: Sequence[str], likely_new: bool = False) -> list[DirectoryGroup]:
         for path in paths:
-            self._call("find_group")
+            if not likely_new:
+                self._call("find_group")
             if path not in self.groups:
                 self._call("create_group")
                 self._ensure(path)
+            elif likely_new:
+                self._call("create_group")  # refused: it exists
+                self._call("find_group")
         return [self._group(path) for path in paths]
 
     def remove_group(self, path: str) -> bool:
@@ -284,9 +288,14 @@ class FakeDirectory(Directory):
         change(self.groups[path], user_id)
         return user
 
-    def ensure_client(self, client_id: str, name: str, secret: str, redirect_uris: list[str]) -> OidcClient:
-        self._call("find_client")
-        self._call("update_client" if client_id in self.clients else "create_client")
+    def ensure_client(
+        self, client_id: str, name: str, secret: str, redirect_uris: list[str], likely_new: bool = False
+    ) -> OidcClient:
+        if likely_new:
+            self._call("create_client")
+        if client_id in self.clients or not likely_new:
+            self._call("find_client")
+            self._call("update_client" if client_id in self.clients else "create_client")
         existing = self.clients.get(client_id, {"id": uuid.uuid4().hex})
         self.clients[client_id] = {**existing, "name": name, "secret": secret, "redirect_uris": list(redirect_uris)}
         return OidcClient(id=existing["id"], client_id=client_id, redirect_uris=tuple(redirect_uris))

@@ -79,9 +79,9 @@ class Directory(Protocol):
     def find_group(self, path: str) -> DirectoryGroup | None:
         """The group at this full path, or None when there is none. Raises Unavailable."""
 
-    def ensure_groups(self, paths: Sequence[str]) -> list[DirectoryGroup]:
-        """The groups at these paths, in order, each created (with its missing parents) if needed.
-        Raises Unavailable."""
+    def ensure_groups(self, paths: Sequence[str], likely_new: bool = False) -> list[DirectoryGroup]:
+        """The groups at these paths, in order, each created (with its missing parents) if needed;
+        `likely_new` creates first and looks only if they exist. Raises Unavailable."""
 
     def remove_group(self, path: str) -> bool:
         """Delete the group and its subgroups; False when it was already gone. Raises Unavailable."""
@@ -107,8 +107,11 @@ class Directory(Protocol):
     def remove_member(self, path: str, user_id: str) -> DirectoryUser:
         """End the user's membership of the group (a no-op if they were not a member); return the user."""
 
-    def ensure_client(self, client_id: str, name: str, secret: str, redirect_uris: list[str]) -> OidcClient:
-        """A confidential client with exactly this secret and these redirect URIs (created or updated)."""
+    def ensure_client(
+        self, client_id: str, name: str, secret: str, redirect_uris: list[str], likely_new: bool = False
+    ) -> OidcClient:
+        """A confidential client with exactly this secret and these redirect URIs (created or updated);
+        `likely_new` creates first and looks only if it exists."""
 
     def remove_client(self, client_id: str) -> bool:
         """Delete the client; False when it was already gone. Raises Unavailable."""

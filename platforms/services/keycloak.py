@@ -100,25 +100,30 @@ class GroupDirectory:
             return None
         return DirectoryGroup(id=found["id"], path=found.get("path", path))
 
-    def ensure_groups(self, paths: Sequence[str]) -> list[DirectoryGroup]:
+    def ensure_groups(self, paths: Sequence[str], likely_new: bool = False) -> list[DirectoryGroup]:
         """The groups at these paths, in order, each created (with its missing parents) if needed.
 
         A group created here has no subgroups yet, so its children are created without looking for
         them first, and a group found or created here is not looked up again: a new platform's three
-        groups cost five requests, where one path at a time cost nine. Raises Unavailable.
+        groups cost five requests, where one path at a time cost nine. When the caller expects the
+        groups to be new (a platform's first install), each is created without a look first, and only
+        looked up when Keycloak answers that it exists: four requests. Raises Unavailable.
         """
         known: dict[str, DirectoryGroup] = {}
         created: set[str] = set()
-        return [self._ensure_group(path, known, created) for path in paths]
+        unlooked = set(paths) if likely_new else set()
+        return [self._ensure_group(path, known, created, unlooked) for path in paths]
 
-    def _ensure_group(self, path: str, known: dict[str, DirectoryGroup], created: set[str]) -> DirectoryGroup:
+    def _ensure_group(
+        self, path: str, known: dict[str, DirectoryGroup], created: set[str], unlooked: set[str]
+    ) -> DirectoryGroup:
         if path in known:
             return known[path]
         _check_path(path)
         parent_path, _, name = path.rpartition("/")
-        found = None if parent_path in created else self.find_group(path)
+        found = None if parent_path in created or path in unlooked else self.find_group(path)
         if found is None:
-            parent = self._ensure_group(parent_path, known, created) if parent_path else None
+            parent = self._ensure_group(parent_path, known, created, unlooked) if parent_path else None
             found, is_new = self._create_group(path, name, parent)
             if is_new:
                 created.add(path)
@@ -244,10 +249,13 @@ class GroupDirectory:
 
     # --- Clients ---------------------------------------------------------------------------------
 
-    def ensure_client(self, client_id: str, name: str, secret: str, redirect_uris: list[str]) -> OidcClient:
+    def ensure_client(
+        self, client_id: str, name: str, secret: str, redirect_uris: list[str], likely_new: bool = False
+    ) -> OidcClient:
         """A confidential client with exactly this secret and these redirect URIs (created or updated).
 
-        New clients get the realm's default client scopes (the `groups` scope among them).
+        New clients get the realm's default client scopes (the `groups` scope among them). When the
+        caller expects the client to be new, it is created without a look first (one request, not two).
         Raises BadInput when Keycloak refuses the representation, Unavailable.
         """
         wanted = {
@@ -264,7 +272,7 @@ class GroupDirectory:
             "serviceAccountsEnabled": False,
             "redirectUris": list(redirect_uris),
         }
-        existing = self._client(client_id)
+        existing = None if likely_new else self._client(client_id)
         if existing is None:
             try:
                 with self._asking(f"create client {client_id}", write=True):

@@ -124,7 +124,13 @@ def group_member_names(path: str) -> set[str]:
 
 
 def group_exists(path: str) -> bool:
-    return admin_session().get(f"{ADMIN_API}/group-by-path{path}", timeout=10).status_code == 200
+    return group_id(path) is not None
+
+
+def group_id(path: str) -> str | None:
+    """The group's id, or None when there is no group at that path."""
+    found = admin_session().get(f"{ADMIN_API}/group-by-path{path}", timeout=10)
+    return found.json()["id"] if found.status_code == 200 else None
 
 
 def delete_group(path: str) -> None:

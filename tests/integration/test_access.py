@@ -19,6 +19,7 @@ from django.urls import reverse
 
 from devstack import procs
 from platforms import access_repair, deploy, provisioning, tasks
+from platforms.access_rules import platform_groups
 from platforms.models import AuditEvent, Operation, Platform, ServiceLink
 from platforms.services import keycloak
 from tests.conftest import make_user
@@ -162,7 +163,7 @@ def test_launch_and_delete_create_and_remove_the_groups_and_client(
         provisioning.remove_platform_access(name)
 
 
-def test_a_new_platforms_access_costs_seven_admin_requests_and_an_unchanged_one_no_write(
+def test_a_new_platforms_access_costs_five_admin_requests_and_an_unchanged_one_no_write(
     local_cluster, admin_user, real_directory
 ):
     name = f"cost-{uuid.uuid4().hex[:6]}"
@@ -170,7 +171,7 @@ def test_a_new_platforms_access_costs_seven_admin_requests_and_an_unchanged_one_
     spec = deploy.values_input(platform)
     try:
         with counting_admin_requests() as first:
-            provisioning.ensure_platform_access(spec)
+            provisioning.ensure_platform_access(spec, likely_new=True)
         with counting_admin_requests() as again:
             provisioning.ensure_platform_access(spec)
         links = {"binderhub": "https://b.example.org", "jupyterhub": "https://j.example.org"}
@@ -179,8 +180,8 @@ def test_a_new_platforms_access_costs_seven_admin_requests_and_an_unchanged_one_
         redirects = keycloak_admin.client(f"binderhub-{name}")["redirectUris"]
     finally:
         provisioning.remove_platform_access(name)
-    # The platform group is looked for and its parent found; then three creates, a client look-up and create.
-    assert [request.split()[0] for request in first] == ["GET", "GET", "POST", "POST", "POST", "GET", "POST"], first
+    # A first install: the parent group found, then three group creates and the client's, none looked for first.
+    assert [request.split()[0] for request in first] == ["GET", "POST", "POST", "POST", "POST"], first
     assert [request.split()[0] for request in again] == ["GET", "GET", "GET", "GET"], again
     assert [request.split()[0] for request in new_links] == ["GET", "GET", "GET", "GET", "PUT"], new_links
     assert sorted(redirects) == [
@@ -188,6 +189,26 @@ def test_a_new_platforms_access_costs_seven_admin_requests_and_an_unchanged_one_
         "https://j.example.org/_oidc/callback",
         "https://j.example.org/hub/oauth_callback",
     ]
+
+
+def test_a_first_install_whose_groups_and_client_exist_already_finds_them_and_sets_the_secret(
+    local_cluster, admin_user, real_directory
+):
+    """A retried first install, or a person who made them by hand: Keycloak refuses the creates, the
+    console looks them up instead, keeps the groups (and their members) and sets the client's secret."""
+    name = f"again-{uuid.uuid4().hex[:6]}"
+    platform = Platform.objects.create(name=name, cluster=local_cluster, app_version="0.1.0", created_by=admin_user)
+    spec = deploy.values_input(platform)
+    try:
+        provisioning.ensure_platform_access(dataclasses.replace(spec, oidc_client_secret="an-older-secret"))
+        group_ids = {path: keycloak_admin.group_id(path) for path in platform_groups(name).values()}
+        client_id = keycloak_admin.client(f"binderhub-{name}")["id"]
+        provisioning.ensure_platform_access(spec, likely_new=True)
+        assert {path: keycloak_admin.group_id(path) for path in group_ids} == group_ids
+        client = keycloak_admin.client(f"binderhub-{name}")
+        assert client["id"] == client_id and client["secret"] == spec.oidc_client_secret
+    finally:
+        provisioning.remove_platform_access(name)
 
 
 # --- Members, search, and the pages' calls --------------------------------------------------------

@@ -383,10 +383,10 @@ def test_keycloak_work_does_not_wait_in_front_of_helm(platform, fake_helm, fake_
         helm_started.set()
         return original_install(spec)
 
-    def ensure_groups(paths):
+    def ensure_groups(paths, likely_new=False):
         # Done serially before helm, this would wait out its timeout and fail the operation.
         assert helm_started.wait(5), "Keycloak's work ran before helm started"
-        return original_ensure(paths)
+        return original_ensure(paths, likely_new)
 
     monkeypatch.setattr(fake_helm, "install_or_upgrade", install)
     monkeypatch.setattr(directory, "ensure_groups", ensure_groups)
@@ -407,3 +407,20 @@ def test_a_worker_process_prepares_helm_as_it_starts_and_a_failure_is_only_logge
     tasks.prepare_worker(sender=None, proc_name="Process-2")
     assert "Process-2 could not prepare helm" in caplog.text
     assert "Process-2 is ready for operations" in caplog.text
+
+
+def test_a_first_install_creates_its_groups_and_client_without_looking_for_them_first(platform, fake_helm, directory):
+    tasks.run_operation(request(platform, "install").pk)
+    assert "find_group" not in directory.calls and "find_client" not in directory.calls, directory.calls
+    assert directory.calls.count("create_group") == 3 and directory.calls.count("create_client") == 1
+
+
+def test_a_retried_install_and_an_upgrade_look_for_their_groups_and_client_first(platform, fake_helm, directory):
+    retried = request(platform, "install")
+    Operation.objects.filter(pk=retried.pk).update(retries=1)
+    tasks.run_operation(retried.pk)
+    assert directory.calls[0] == "find_group" and "find_client" in directory.calls, directory.calls
+    directory.calls.clear()
+    Platform.objects.filter(pk=platform.pk).update(status="deployed")
+    tasks.run_operation(request(platform, "upgrade").pk)
+    assert "create_group" not in directory.calls and "create_client" not in directory.calls, directory.calls
