@@ -1,10 +1,13 @@
 """Benchmark: 10 platforms deployed through the console (2 workers) vs the same 10 helm commands.
 
 Run with the local stack up:  .venv/bin/python bench/deploy_ten.py [--pairs 2]
-It uses its own SQLite database, starts a real `manage.py qcluster` with 2 workers and waits until
-both worker processes are ready. Then direct and console parts alternate (D C D C D with 2 pairs),
+It uses its own SQLite database, starts a real `manage.py qcluster` with 2 workers (DEBUG off, as
+in production), waits until both worker processes are ready and warms them with one untimed launch
+each. Then direct and console parts alternate (D C D C D with 2 pairs),
 each on a settled cluster (no namespace being deleted) and each removed again after it:
-  - a direct part runs the 10 `helm upgrade --install` commands itself, 2 at a time;
+  - a direct part runs the 10 `helm upgrade --install` commands itself, 2 at a time, as a person
+    would (helm's defaults; --direct-like-console leaves out helm's OpenAPI check as the console
+    does by default, settings.HELM_OPENAPI_VALIDATION, to show the console's own cost alone);
   - a console part POSTs the launch form 10 times and waits until every install succeeded.
 The machine's speed drifts from minute to minute, so each console part is compared with the mean
 of the direct parts before and after it. It prints:
@@ -42,6 +45,8 @@ def setup_django() -> dict[str, str]:
     os.environ["DATABASE_URL"] = f"sqlite:///{WORK / 'bench.sqlite3'}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "binderadmin.settings"
     os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,127.0.0.1"
+    # As in production: DEBUG logs every SQL query of the web side and the worker.
+    os.environ["DJANGO_DEBUG"] = "false"
     import django
 
     django.setup()
@@ -91,13 +96,13 @@ class Console:
         self.worker = start_worker()
         wait_until_ready(self.worker)  # as a production worker has long been
 
-    def launch_ten(self, prefix: str) -> tuple[float, list[float]]:
-        """POST the launch form 10 times; wait until every install succeeded. Wall time and POST -> helm start."""
+    def launch(self, prefix: str, count: int = COUNT) -> tuple[float, list[float]]:
+        """POST the launch form `count` times; wait until every install succeeded. Wall time and POST -> helm start."""
         from platforms.models import Operation, Platform
 
         posted_at: dict[str, float] = {}
         start = time.time()
-        for i in range(COUNT):
+        for i in range(count):
             name = f"{prefix}{i}"
             data = {
                 "name": name,
@@ -113,7 +118,7 @@ class Console:
             response = self.client.post("/launch/", data)
             assert response.status_code == 302, response.content[:500]
         installs = Operation.objects.filter(kind="install", platform__name__startswith=prefix)
-        while installs.exclude(state__in=["succeeded", "failed"]).exists() or installs.count() < COUNT:
+        while installs.exclude(state__in=["succeeded", "failed"]).exists() or installs.count() < count:
             time.sleep(0.1)
         wall = time.time() - start
         failed = list(installs.filter(state="failed").values_list("platform__name", "error"))
@@ -144,8 +149,8 @@ def free_node_ports(kubeconfig: str, count: int) -> list[int]:
     return [port for port in range(30000, 32768) if port not in used][:count]
 
 
-def direct_run(prefix: str, helm: str, kubeconfig: str, repo: str) -> float:
-    """The same 10 installs as `helm upgrade --install`, 2 at a time (as 2 workers run them)."""
+def direct_run(prefix: str, helm: str, kubeconfig: str, repo: str, extra: list[str]) -> float:
+    """The same 10 installs as `helm upgrade --install` (with `extra` flags), 2 at a time (as 2 workers run them)."""
     from platforms.values import ValuesInput, build_values
 
     node_ports = free_node_ports(kubeconfig, COUNT)
@@ -172,7 +177,7 @@ def direct_run(prefix: str, helm: str, kubeconfig: str, repo: str) -> float:
         subprocess.run(
             [helm, "upgrade", "--install", name, "binderhub-platform", "--repo", repo, "--version", "0.1.0",
              "--namespace", name, "--create-namespace", "--atomic", "--values", str(values_file),
-             "--kubeconfig", kubeconfig, "--output", "json"],
+             "--kubeconfig", kubeconfig, "--output", "json", *extra],
             check=True, capture_output=True,
         )  # fmt: skip
 
@@ -189,7 +194,7 @@ def core_api(kubeconfig: str):
     return client.CoreV1Api(config.new_client_from_config_dict(yaml.safe_load(Path(kubeconfig).read_text())))
 
 
-def cleanup(prefix: str, helm: str, kubeconfig: str) -> None:
+def cleanup(prefix: str, helm: str, kubeconfig: str, count: int = COUNT) -> None:
     """Remove a part's releases, namespaces and (for the console's) Keycloak clients and groups."""
     from kubernetes import client
 
@@ -207,7 +212,7 @@ def cleanup(prefix: str, helm: str, kubeconfig: str) -> None:
             provisioning.remove_platform_access(name)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(one, range(COUNT)))
+        list(pool.map(one, range(count)))
 
 
 def settle(kubeconfig: str, timeout: float = 300) -> None:
@@ -266,13 +271,15 @@ def tree(pid: int) -> list[int]:
 
 def cpu_snapshot(worker_pid: int) -> dict[str, float]:
     """CPU seconds so far: the machine, helm (waited-for children of the bench and of the workers),
-    the console's worker processes themselves, Keycloak, and the API server with etcd and the controllers."""
+    the bench itself, the console's worker processes, Keycloak, and the API server with etcd and the controllers."""
     from devstack import procs
 
     busy, idle = machine_cpu()
     snapshot = {"machine busy": busy, "machine idle": idle, "helm": 0.0, "console worker": 0.0}
-    bench_children = os.times()
-    snapshot["helm"] += bench_children.children_user + bench_children.children_system
+    bench = os.times()
+    snapshot["helm"] += bench.children_user + bench.children_system
+    # The bench's own process: in a console part, the launch POSTs (the web side) and the waiting.
+    snapshot["bench (web requests)"] = bench.user + bench.system
     for pid in tree(worker_pid):
         own, children = process_cpu(pid)
         snapshot["console worker"] += own
@@ -293,7 +300,13 @@ STACK_PROCESSES = {
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=2, help="console parts, each between two direct parts")
+    parser.add_argument(
+        "--direct-like-console",
+        action="store_true",
+        help="the direct parts leave out helm's OpenAPI check as the console does: the console's own cost alone",
+    )
     args = parser.parse_args()
+    extra = ["--disable-openapi-validation"] if args.direct_like_console else []
     environment = setup_django()
     from devstack import config
 
@@ -303,6 +316,10 @@ def main() -> None:
     helm, kubeconfig, repo = environment["HELM_EXECUTABLE"], str(config.KUBECONFIG), environment["APP_CHART_REPO_URL"]
     settle(kubeconfig)
     console = Console()
+    # Untimed, one launch for each worker process: a production console's workers, and the Keycloak
+    # code paths they call, have long been warm (the first launches after a start cost more).
+    console.launch(f"{prefix}-warm-", 2)
+    cleanup(f"{prefix}-warm-", helm, kubeconfig, 2)
     walls: dict[str, list[float]] = {"direct": [], "console": []}
     cpu: dict[str, dict[str, float]] = {"direct": {}, "console": {}}
     latencies: list[float] = []
@@ -313,9 +330,9 @@ def main() -> None:
             settle(kubeconfig)
             before = cpu_snapshot(console.worker.pid)
             if kind == "direct":
-                wall = direct_run(part, helm, kubeconfig, repo)
+                wall = direct_run(part, helm, kubeconfig, repo, extra)
             else:
-                wall, part_latencies = console.launch_ten(part)
+                wall, part_latencies = console.launch(part)
                 latencies += part_latencies
             after = cpu_snapshot(console.worker.pid)
             for key in after:
@@ -335,6 +352,7 @@ def main() -> None:
     )
     console_mean = statistics.mean(walls["console"])
     print(f"platforms: {COUNT} a part, workers: 2, helm concurrency for the direct parts: 2, pairs: {args.pairs}")
+    print(f"direct helm: plain `helm upgrade --install --atomic`{' --disable-openapi-validation' if extra else ''}")
     print(f"console parts: {', '.join(f'{wall:.2f}' for wall in walls['console'])} s")
     print(f"direct parts: {', '.join(f'{wall:.2f}' for wall in walls['direct'])} s")
     print(f"ratio of each console part to the direct parts around it: {', '.join(f'{r:.2f}' for r in ratios)}")

@@ -241,6 +241,11 @@ CLUSTER_API_HOSTS = [host.strip().lower() for host in env_str("CLUSTER_API_HOSTS
 # --- Helm -------------------------------------------------------------------------------------------
 HELM_EXECUTABLE = env_str("HELM_EXECUTABLE", "helm")
 HELM_TIMEOUT_SECONDS = env_int("HELM_TIMEOUT_SECONDS", 600)
+# helm's own check of every manifest against the cluster's OpenAPI document before an install or
+# upgrade. Off by default: helm fetches and parses the whole document at every deploy, a third of its
+# CPU (bench/deploy_ten.py), and the API server validates each object itself as it is created; the
+# test suite dry-runs every object the charts render for the console's options through the API server.
+HELM_OPENAPI_VALIDATION = env_bool("HELM_OPENAPI_VALIDATION", False)
 
 # --- App versions: the application chart's versions, read from its Helm chart repository ----------
 APP_CHART_REPO_URL = env_str("APP_CHART_REPO_URL", "http://127.0.0.1:18081").rstrip("/")

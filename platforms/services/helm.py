@@ -45,9 +45,10 @@ HISTORY_MAX = 10
 class HelmService:
     """Verb methods on releases; each call names the cluster it works on."""
 
-    def __init__(self, executable: str, timeout_seconds: int):
+    def __init__(self, executable: str, timeout_seconds: int, openapi_validation: bool = True):
         self.executable = executable
         self.timeout_seconds = timeout_seconds
+        self.openapi_validation = openapi_validation
         self._atomic_flag: str | None = None
 
     def install_or_upgrade(self, spec: ReleaseSpec) -> ReleaseInfo:
@@ -213,13 +214,29 @@ class HelmService:
             path = Path(folder) / "kubeconfig"
             path.touch(mode=0o600)
             path.write_text(checked.text)
-            yield pyhelm3.Command(
+            yield _Command(
+                openapi_validation=self.openapi_validation,
                 executable=self.executable,
                 kubeconfig=path,
                 kubecontext=checked.context,
                 default_timeout=f"{self.timeout_seconds}s",
                 history_max_revisions=HISTORY_MAX,
             )
+
+
+class _Command(pyhelm3.Command):
+    """pyhelm3's Command, whose installs and upgrades may leave out helm's client-side OpenAPI check
+    (settings.HELM_OPENAPI_VALIDATION). pyhelm3 0.5.8's own `disable_validation` adds that flag to the
+    command letter by letter, so it is added here."""
+
+    def __init__(self, *, openapi_validation: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.openapi_validation = openapi_validation
+
+    async def run(self, command: list[str], input: bytes | None = None) -> bytes:
+        if command[:1] == ["upgrade"] and not self.openapi_validation:
+            command = [*command, "--disable-openapi-validation"]
+        return await super().run(command, input)
 
 
 def _release_info(name: str, status: dict) -> ReleaseInfo:
@@ -262,4 +279,4 @@ def _translate(exc: "pyhelm3.errors.Error") -> Exception:
 @cache
 def get_helm() -> Helm:
     """The configured Helm service."""
-    return HelmService(settings.HELM_EXECUTABLE, settings.HELM_TIMEOUT_SECONDS)
+    return HelmService(settings.HELM_EXECUTABLE, settings.HELM_TIMEOUT_SECONDS, settings.HELM_OPENAPI_VALIDATION)

@@ -1,5 +1,6 @@
 """Smoke tests of the Kubernetes and Helm adapters against the real local kube-apiserver and helm."""
 
+import logging
 import uuid
 from pathlib import Path
 
@@ -91,6 +92,26 @@ def test_helm_installs_upgrades_and_uninstalls_a_tiny_chart(cluster, helm_execut
         assert f"{name}-greeting" not in names
         helm.uninstall(name, cluster)  # removing what is gone is not an error
     finally:
+        api.delete_namespace(name)
+
+
+def test_helm_leaves_out_its_openapi_check_only_when_told(cluster, helm_executable, caplog):
+    """The real helm takes the flag the console adds (pyhelm3's own adds it letter by letter, which helm
+    refuses), and installs as before: the API server validates each object itself."""
+    name = f"schema-{uuid.uuid4().hex[:8]}"
+    api = core_api(cluster)
+    caplog.set_level(logging.INFO, logger="pyhelm3.command")
+    try:
+        for validation, revision in ((False, 1), (True, 2)):
+            caplog.clear()
+            helm = HelmService(helm_executable, timeout_seconds=60, openapi_validation=validation)
+            release = helm.install_or_upgrade(ReleaseSpec(name=name, chart=TINY_CHART, cluster=cluster))
+            assert (release.revision, release.status) == (revision, "deployed")
+            commands = [record.message for record in caplog.records if "running command" in record.message]
+            assert len(commands) == 1 and (" --disable-openapi-validation" in commands[0]) is not validation
+        assert api.read_namespaced_config_map(f"{name}-greeting", name).data == {"greeting": "hello"}
+    finally:
+        HelmService(helm_executable, timeout_seconds=60).uninstall(name, cluster)
         api.delete_namespace(name)
 
 
