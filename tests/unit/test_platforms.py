@@ -302,6 +302,20 @@ def test_platform_list_queries_do_not_grow_with_platforms(admin_client, cluster,
     assert "p299" in last_page and "Page 12 of 12 (300 platforms)" in last_page
 
 
+def test_platform_list_counts_platforms_without_the_joins_of_its_rows(admin_client, platform):
+    with CaptureQueriesContext(connection) as queries:
+        assert admin_client.get(reverse("platform_list")).status_code == 200
+    counts = [query["sql"] for query in queries if "COUNT(" in query["sql"]]
+    assert len(counts) == 1 and "JOIN" not in counts[0], counts
+
+
+def test_platform_list_without_platforms_and_past_its_last_page(admin_client, cluster):
+    assert 'data-testid="empty"' in admin_client.get(reverse("platform_list")).content.decode()
+    Platform.objects.create(name="only", cluster=cluster, app_version="0.1.0")
+    body = admin_client.get(reverse("platform_list"), {"page": 7}).content.decode()
+    assert ">only</a>" in body and 'data-testid="empty"' not in body
+
+
 def test_inline_validation_returns_the_field_errors_as_a_fragment(admin_client, platform, stub_app_versions):
     response = admin_client.post(
         reverse("platform_validate"), {"_field": "name", "name": "demo"}, headers={"HX-Request": "true"}
