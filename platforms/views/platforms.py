@@ -73,24 +73,19 @@ USAGE_FIELDS = ("usage__active_users", "usage__servers", "usage__read_at", "usag
 
 
 def list_rows(platforms) -> list[dict]:
-    """The list page's rows: each platform with its URL and service links."""
+    """The list page's rows: each platform with its URL and its service links' (name, ready)."""
     rows = list(platforms)
-    links: dict[int, list[dict]] = {row["id"]: [] for row in rows}
-    for link in ServiceLink.objects.filter(platform_id__in=links).values("platform_id", "name", "ready"):
-        links[link["platform_id"]].append(link)
+    links: dict[int, list[tuple[str, bool]]] = {row["id"]: [] for row in rows}
+    for platform_id, name, ready in ServiceLink.objects.filter(platform_id__in=links).values_list(
+        "platform_id", "name", "ready"
+    ):
+        links[platform_id].append((name, ready))
     # One reverse() for the page, not one a row (it was most of a row's cost): a platform's name is a
     # DNS label, which a path holds as it is.
     detail_prefix = reverse("platform_detail", args=["_"]).removesuffix("_/")
     for row in rows:
         row["url"] = f"{detail_prefix}{row['name']}/"
-        row["links"] = [
-            {
-                **link,
-                "label": SERVICE_LABELS.get(link["name"], link["name"]),
-                "url": f"{row['url']}services/{link['name']}/",
-            }
-            for link in links[row["id"]]
-        ]
+        row["links"] = links[row["id"]]
     return rows
 
 

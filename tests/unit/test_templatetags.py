@@ -13,9 +13,9 @@ from platforms.templatetags.console import ago, operation_rows, platform_rows, w
 def test_when_shows_relative_time_with_exact_title():
     moment = timezone.now() - timedelta(hours=2, minutes=5)
     html = when(moment)
-    assert html.startswith(f'<time datetime="{moment.isoformat()}" title="')
-    assert ">2 hours ago</time>" in html
-    assert timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") in html
+    local = timezone.localtime(moment)
+    assert html.startswith(f'<time datetime="{local.isoformat(timespec="seconds")}" title="')
+    assert f'title="{local:%Y-%m-%d %H:%M:%S %Z}">2 hours ago</time>' in html
 
 
 def test_when_of_nothing_is_a_dash():
@@ -42,9 +42,7 @@ def platform_row(**overrides) -> dict:
         "app_version": "0.1.0",
         "created_by__username": "alice",
         "created_at": timezone.now() - timedelta(minutes=3),
-        "links": [
-            {"name": "binderhub", "label": "BinderHub", "ready": True, "url": "/platforms/alpha/services/binderhub/"}
-        ],
+        "links": [("binderhub", True)],
         "usage__active_users": None,
         "usage__servers": None,
         "usage__read_at": None,
@@ -56,14 +54,20 @@ def platform_row(**overrides) -> dict:
 
 def test_platform_rows_escape_every_value_as_the_template_engine_would():
     hostile = '<script>alert("x")</script>'
-    link = {"name": "jupyterhub", "label": hostile, "ready": False, "url": '/x"onclick="y'}
-    html = platform_rows(
-        [platform_row(cluster__name=hostile, created_by__username=hostile, links=[link], usage__error=hostile)]
+    row = platform_row(
+        url='/x"onclick="y/',
+        cluster__name=hostile,
+        created_by__username=hostile,
+        links=[(hostile, False)],
+        usage__error=hostile,
     )
+    html = platform_rows([row])
     assert "<script>" not in html
-    assert html.count("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;") == 4  # cluster, creator, link, usage
-    assert 'href="/x&quot;onclick=&quot;y"' in html
-    assert 'class="service-link waiting"' in html and "(not ready)</a>" in html
+    # cluster, creator, usage, and the link's address, test id and label
+    assert html.count("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;") == 6
+    assert 'href="/x&quot;onclick=&quot;y/"' in html
+    assert 'class="service-link waiting" href="/x&quot;onclick=&quot;y/services/&lt;script&gt;' in html
+    assert "(not ready)</a>" in html
 
 
 def test_platform_rows_show_status_links_and_relative_creation_time():
@@ -71,7 +75,8 @@ def test_platform_rows_show_status_links_and_relative_creation_time():
     assert html.count("<tr>") == 2
     assert '<a href="/platforms/alpha/">alpha</a>' in html
     assert '<span class="status status-deployed" data-testid="status">Deployed</span>' in html
-    assert 'data-testid="service-binderhub">BinderHub</a>' in html
+    link = '<a class="service-link" href="/platforms/alpha/services/binderhub/" data-testid="service-binderhub">'
+    assert f"{link}BinderHub</a>" in html
     assert "alice, <time" in html and ">3 minutes ago</time>" in html
     assert '<span class="muted">—</span>' in html and "<td>—, <time" in html
 
