@@ -11,6 +11,7 @@ machine: p95 under 100 ms for both pages; the list at 1,000 platforms within 1.2
 """
 
 import argparse
+import atexit
 import http.client
 import os
 import shutil
@@ -26,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 WORK = Path(tempfile.mkdtemp(prefix="binderadmin-pagespeed-"))
+atexit.register(shutil.rmtree, WORK, ignore_errors=True)
 FIRST_PORT = 18799
 SETTINGS = {
     "DJANGO_SETTINGS_MODULE": "binderadmin.settings",

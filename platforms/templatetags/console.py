@@ -4,6 +4,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from html import escape
 
 from django import template
+from django.core.paginator import Page
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
@@ -206,6 +207,28 @@ SERVICE_LINK = '<a class="service-link" href="{}services/{}/" data-testid="servi
 SERVICE_LINK_WAITING = (
     '<a class="service-link waiting" href="{}services/{}/" data-testid="service-{}">{} (not ready)</a>'
 )
+
+
+PAGER = '<nav class="pager" aria-label="Pages of {}" data-testid="pager">{}<span>Page {} of {} ({} {})</span>{}</nav>'
+PREVIOUS_PAGE = '<a href="{}{}" rel="prev">← Previous</a>'
+NEXT_PAGE = '<a href="{}{}" rel="next">Next →</a>'
+
+
+@register.simple_tag
+def pager(page: Page, things: str, query: str = "") -> SafeString:
+    """The links between the pages of a table ("Page 2 of 40 (1000 platforms)"); nothing on a single page.
+
+    `query` is the page's other parameters, already urlencoded, which every link keeps. Built here, not in a
+    template, because the template engine's lookups on a Page cost the platform list as much as a few rows.
+    """
+    if page.paginator.num_pages < 2:
+        return SafeString("")
+    link_start = f"?{query}&page=" if query else "?page="
+    previous = fragment(PREVIOUS_PAGE, link_start, page.number - 1) if page.number > 1 else ""
+    following = fragment(NEXT_PAGE, link_start, page.number + 1) if page.number < page.paginator.num_pages else ""
+    return fragment(
+        PAGER, things, previous, page.number, page.paginator.num_pages, page.paginator.count, things, following
+    )
 
 
 KIND_LABELS = dict(Operation.Kind.choices)

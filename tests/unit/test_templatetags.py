@@ -3,11 +3,12 @@
 from datetime import timedelta
 
 import pytest
+from django.core.paginator import Paginator
 from django.db.models import F
 from django.utils import timezone
 
 from platforms.models import Operation
-from platforms.templatetags.console import ago, operation_rows, platform_rows, when
+from platforms.templatetags.console import ago, operation_rows, pager, platform_rows, when
 
 
 def test_when_shows_relative_time_with_exact_title():
@@ -102,3 +103,15 @@ def test_an_operation_the_console_requested_itself_is_named_for_what_it_does(pla
     html = operation_rows(list(platform.operations.annotate(actor_name=F("actor__username"))))
     assert "<td>Set the service addresses Zenith reported</td>" in html
     assert "<td>Upgrade</td>" not in html
+
+
+def test_the_pager_links_the_neighbouring_pages_and_keeps_the_other_parameters():
+    pages = Paginator(range(60), 25)
+    assert pager(Paginator(range(25), 25).page(1), "platforms") == ""
+    first = pager(pages.page(1), "platforms")
+    assert "Previous" not in first and '<a href="?page=2" rel="next">' in first
+    assert "<span>Page 1 of 3 (60 platforms)</span>" in first and 'aria-label="Pages of platforms"' in first
+    middle = pager(pages.page(2), "events", "person=alice&platform=<x>")
+    assert '<a href="?person=alice&amp;platform=&lt;x&gt;&amp;page=1" rel="prev">' in middle
+    assert '<a href="?person=alice&amp;platform=&lt;x&gt;&amp;page=3" rel="next">' in middle
+    assert "Next" not in pager(pages.page(3), "events")
