@@ -1,11 +1,13 @@
 """Benchmark: the CPU time one request of the platform list and of a platform page costs, in-process.
 
-Run:  .venv/bin/python bench/request_cost.py [--sizes 10,1000] [--batches 20]
-Each size (a number of platforms) gets page_speed.py's data and session in its own child process,
-which calls the console's WSGI application directly (no server, no network, no load generator) and
+Run:  .venv/bin/python bench/request_cost.py [--sizes 10,1000] [--batches 24] [--children 3]
+Each size (a number of platforms) gets page_speed.py's data and session in its own child processes
+(several: one process can be a few percent faster or slower than another running the same code), each
+of which calls the console's WSGI application directly (no server, no network, no load generator) and
 counts its CPU time over batches of 100 requests. The parent asks the children for their batches in
 turn, the order reversed every other time: the machine's speed drifts from minute to minute, and
-comparing each batch with its neighbour at the other size keeps the drift out of the comparison.
+comparing each batch with its neighbour at the other size keeps the drift out of the comparison. The
+batches go to each size's children in turn.
 It prints the best and the median batch of each page at each size, in ms a request, and for the
 list the median over the batch pairs of its cost at the largest size over the smallest (page_speed.py
 gives the same comparison under load; its target is 1.2x).
@@ -79,21 +81,22 @@ def batch(child: subprocess.Popen, path: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10,1000", help="numbers of platforms, comma-separated")
-    parser.add_argument("--batches", type=int, default=20, help="batches of each page at each size")
+    parser.add_argument("--batches", type=int, default=24, help="batches of each page at each size")
+    parser.add_argument("--children", type=int, default=3, help="child processes for each size")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the child of one size
     args = parser.parse_args()
     if args.serve is not None:
         serve_batches(args.serve)
         return
     sizes = sorted(int(size) for size in args.sizes.split(","))
-    children = {size: start_child(size) for size in sizes}
+    children = {size: [start_child(size) for _ in range(args.children)] for size in sizes}
     try:
-        print(f"{REQUESTS_A_BATCH} requests a batch, sizes {sizes}, Python {sys.version.split()[0]}")
+        print(f"{REQUESTS_A_BATCH} requests a batch, sizes {sizes}, {args.children} processes a size")
         for label, path in PAGES:
             costs: dict[int, list[float]] = {size: [] for size in sizes}
             for number in range(args.batches):
                 for size in sizes if number % 2 else sizes[::-1]:
-                    costs[size].append(batch(children[size], path))
+                    costs[size].append(batch(children[size][number % args.children], path))
             for size in sizes:
                 best, median = min(costs[size]), statistics.median(costs[size])
                 print(f"{label} at {size:<5} best {best:5.2f} ms   median {median:5.2f} ms CPU a request")
@@ -101,7 +104,7 @@ def main() -> None:
                 ratios = [large / small for small, large in zip(costs[sizes[0]], costs[sizes[-1]], strict=True)]
                 print(f"platform list at {sizes[-1]} over at {sizes[0]}: median {statistics.median(ratios):.3f}x")
     finally:
-        for child in children.values():
+        for child in (child for group in children.values() for child in group):
             child.stdin.close()
             child.wait(10)
 

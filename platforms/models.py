@@ -14,7 +14,7 @@ from django.utils import timezone
 from platforms import crypto
 from platforms.service_addresses import is_service_url
 from platforms.services.types import ClusterAccess
-from platforms.values import PLATFORM_NAME_MAX_LENGTH, SERVICE_LABELS
+from platforms.values import PLATFORM_NAME_MAX_LENGTH, service_label
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +294,7 @@ class ServiceLink(models.Model):
     @property
     def label(self) -> str:
         """The service's display name: the console's own, never what the cluster annotates."""
-        return SERVICE_LABELS.get(self.name, (self.name,))[0]
+        return service_label(self.name)
 
 
 class AuditEvent(models.Model):

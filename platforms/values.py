@@ -18,6 +18,13 @@ SERVICE_LABELS = {
     "binderhub": ("BinderHub", f"{ICON_BASE}/binderhub/main/docs/source/_static/logo.png"),
     "jupyterhub": ("JupyterHub", f"{ICON_BASE}/jupyterhub/main/share/jupyterhub/static/images/jupyterhub-80.png"),
 }
+
+
+def service_label(name: str) -> str:
+    """A service's display name: the console's own, never what a cluster annotates; else its name."""
+    return SERVICE_LABELS[name][0] if name in SERVICE_LABELS else name
+
+
 # The longest name a platform may have. The charts derive object names and label values from the
 # release name (= the platform's), which Kubernetes caps at 63 characters; the longest so derived is
 # the BinderHub chart's image cleaner, "<name>-image-cleaner". tests/integration/test_real_chart_render.py

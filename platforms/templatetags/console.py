@@ -10,7 +10,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from platforms import expiry
 from platforms.models import Operation, Platform
-from platforms.values import SERVICE_LABELS
+from platforms.values import service_label
 
 register = template.Library()
 
@@ -54,6 +54,10 @@ def until(seconds: float) -> str:
 
 
 NO_TIME = mark_safe("—")
+# The values of TIME and EXPIRY are made here from datetimes (isoformat, the zone's abbreviation, the
+# words of `ago` and `until`): digits, letters and signs, nothing to escape. So they skip fragment(),
+# whose escaping was a third of their cost, three times in every row of the platform list.
+TIME = '<time datetime="{}" title="{}">{}</time>'
 
 
 def local_moment(value: datetime, zone: tzinfo) -> tuple[str, str]:
@@ -71,7 +75,7 @@ def time_tag(value: datetime | None, now: datetime, zone: tzinfo) -> SafeString:
     if not value:
         return NO_TIME
     machine, exact = local_moment(value, zone)
-    return fragment('<time datetime="{}" title="{}">{}</time>', machine, exact, ago((now - value).total_seconds()))
+    return SafeString(TIME.format(machine, exact, ago((now - value).total_seconds())))
 
 
 @register.filter
@@ -171,10 +175,9 @@ def expiry_html(expires_at: datetime | None, status: str, now: datetime, zone: t
     if left <= 0:
         # A failed platform is not being removed: its status says why (a failed removal waits for a person).
         words = "expired" if status == Platform.Status.FAILED else "expired, being removed"
-        return fragment(EXPIRY_SOON, machine, exact, words)
-    return fragment(
-        EXPIRY_SOON if left < expiry.WARNING_DAYS * 86400 else EXPIRY, machine, exact, f"expires {until(left)}"
-    )
+        return SafeString(EXPIRY_SOON.format(machine, exact, words))
+    shown = EXPIRY_SOON if left < expiry.WARNING_DAYS * 86400 else EXPIRY
+    return SafeString(shown.format(machine, exact, f"expires {until(left)}"))
 
 
 def expiry_moment(expires_at: datetime, zone: tzinfo) -> tuple[str, str]:
@@ -199,8 +202,7 @@ def platform_expiry(platform: Platform) -> SafeString:
 
 def service_link(platform_url: str, name: str, ready: bool) -> SafeString:
     """One service's click-through link on the platform list; a link whose service is not ready yet says so."""
-    label = SERVICE_LABELS[name][0] if name in SERVICE_LABELS else name
-    return fragment(SERVICE_LINK if ready else SERVICE_LINK_WAITING, platform_url, name, name, label)
+    return fragment(SERVICE_LINK if ready else SERVICE_LINK_WAITING, platform_url, name, name, service_label(name))
 
 
 SERVICE_LINK = '<a class="service-link" href="{}services/{}/" data-testid="service-{}">{}</a>'
