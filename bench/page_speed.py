@@ -1,13 +1,15 @@
 """Benchmark: the platform list and a platform page under 20 concurrent clients, at 10 and 1,000 platforms.
 
-Run:  .venv/bin/python bench/page_speed.py [--clients 20] [--seconds 10] [--sizes 10,1000] [--rounds 3]
-For each size it fills its own SQLite database (in a child process, so each has its own Django
-setup), serves the console from it with gunicorn (3 workers) on loopback, and signs a console admin
-in (a session cookie). Then, in several rounds (the machine's speed varies from minute to minute),
-wrk (or N Python client threads) fetches each page of each size for the given time. It prints
-p50/p95 latency and requests per second, the worst p95, and the list's p50 at the largest size over
-the smallest, each round's from lists measured back to back, and their median. Targets on a 2-core
-machine: p95 under 100 ms for both pages; the list at 1,000 platforms within 1.2x of the list at 10.
+Run:  [BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432] .venv/bin/python bench/page_speed.py
+        [--clients 20] [--seconds 10] [--sizes 10,1000] [--rounds 3]
+For each size it fills its own SQLite database, or PostgreSQL database on the server given (in a child
+process, so each has its own Django setup), serves the console from it with gunicorn (3 workers) on
+loopback, and signs a console admin in (a session cookie). Then, in several rounds (the machine's
+speed varies from minute to minute), wrk (or N Python client threads) fetches each page of each
+size for the given time. It prints p50/p95 latency and requests per second, the worst p95, and the
+list's p50 at the largest size over the smallest, each round's from lists measured back to back, and
+their median. Targets on a 2-core machine: p95 under 100 ms for both pages; the list at 1,000
+platforms within 1.2x of the list at 10.
 """
 
 import argparse
@@ -36,8 +38,32 @@ SETTINGS = {
 }
 
 
+# BENCH_POSTGRES=postgres://user@host:port benches on that PostgreSQL server, as the console runs in
+# production, instead of SQLite files: each size's database is made for the run and dropped after it.
+POSTGRES_SERVER = os.environ.get("BENCH_POSTGRES", "").rstrip("/")
+
+
+def database_name(platforms: int) -> str:
+    return f"bench_{WORK.name.rsplit('-', 1)[-1].lower()}_{platforms}"
+
+
 def database_url(platforms: int) -> str:
+    if POSTGRES_SERVER:
+        return f"{POSTGRES_SERVER}/{database_name(platforms)}"
     return f"sqlite:///{WORK / f'bench-{platforms}.sqlite3'}"
+
+
+def on_postgres_server(statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as connection:
+        connection.execute(statement)
+
+
+def drop_database(platforms: int) -> None:
+    """Drop a size's PostgreSQL database and end its connections; SQLite files go with WORK."""
+    if POSTGRES_SERVER:
+        on_postgres_server(f'DROP DATABASE IF EXISTS "{database_name(platforms)}" WITH (FORCE)')
 
 
 def prepare_in_child(platforms: int) -> str:
@@ -54,6 +80,8 @@ def prepare(platforms: int) -> str:
     """Create the database with `platforms` platforms; return an admin's session cookie."""
     import django
 
+    if POSTGRES_SERVER:  # the database the parent named in DATABASE_URL
+        on_postgres_server(f'CREATE DATABASE "{os.environ["DATABASE_URL"].rsplit("/", 1)[1]}"')
     django.setup()
     from django.contrib.auth.models import User
     from django.core.management import call_command
@@ -231,6 +259,8 @@ def main() -> None:
         for server in servers:
             server.terminate()
             server.wait(10)
+        for size in sizes:
+            drop_database(size)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Benchmark: the CPU time one request of the platform list and of a platform page costs, in-process.
 
-Run:  .venv/bin/python bench/request_cost.py [--sizes 10,1000] [--batches 24] [--children 3]
+Run:  [BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432] .venv/bin/python bench/request_cost.py
+        [--sizes 10,1000] [--batches 24] [--children 3]
 Each size (a number of platforms) gets page_speed.py's data and session in its own child processes
 (several: one process can be a few percent faster or slower than another running the same code), each
 of which calls the console's WSGI application directly (no server, no network, no load generator) and
@@ -61,6 +62,7 @@ def serve_batches(platforms: int) -> None:
         for _ in range(REQUESTS_A_BATCH):
             get(path)
         print((time.process_time() - started) * 1000 / REQUESTS_A_BATCH, flush=True)  # ms a request
+    page_speed.drop_database(platforms)
 
 
 def start_child(platforms: int) -> subprocess.Popen:
