@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import IntegrityError
-from django.db.models import F
+from django.db.models import F, FilteredRelation, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,7 +18,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from platforms import expiry, operations, tasks
 from platforms.access_rules import SERVICES, group_paths, is_console_admin, require_console_admin, services_reached
 from platforms.forms import EditPlatformForm, LaunchForm
-from platforms.models import Cluster, Operation, Platform, PlatformBusy, ServiceLink
+from platforms.models import Cluster, Operation, Platform, PlatformBusy
 from platforms.oidc_backend import mirror_groups
 from platforms.service_addresses import is_service_url
 from platforms.services import charts
@@ -52,11 +52,15 @@ def platform_list(request: HttpRequest) -> HttpResponse:
     # the count was the one part of the page whose cost grew with the number of platforms.
     page = Paginator(visible, PLATFORMS_PER_PAGE).get_page(request.GET.get("page"))
     first = (page.number - 1) * PLATFORMS_PER_PAGE
-    rows = visible.values(*LIST_FIELDS, *USAGE_FIELDS)[first : first + PLATFORMS_PER_PAGE]
-    return render(request, "platforms/platform_list.html", {"rows": list_rows(rows), "page": page})
+    rows = visible.annotate(**service_link_joins()).values(*LIST_FIELDS, *USAGE_FIELDS, *LINK_READY_FIELDS)
+    return render(
+        request,
+        "platforms/platform_list.html",
+        {"rows": list_rows(rows[first : first + PLATFORMS_PER_PAGE]), "page": page},
+    )
 
 
-# The list is the busiest page: its rows are plain dicts from two queries, not model instances,
+# The list is the busiest page: its rows are plain dicts from one query, not model instances,
 # which halves its render time (bench/page_speed.py).
 LIST_FIELDS = (
     "id",
@@ -70,22 +74,33 @@ LIST_FIELDS = (
 )
 # The usage column comes from the same query (a join on the worker's stored readings), never from a hub.
 USAGE_FIELDS = ("usage__active_users", "usage__servers", "usage__read_at", "usage__error")
+# Each service's link too: whether it is ready, None without one. A second query with the page's
+# platform ids cost more, and more with every row (bench/request_cost.py).
+LINK_READY_FIELDS = tuple(f"{service}_link__ready" for service in SERVICES)
+
+
+def service_link_joins() -> dict[str, FilteredRelation]:
+    """A join on each service's link (at most one: one link per platform and service).
+
+    New for every query: a FilteredRelation belongs to the query that uses it.
+    """
+    return {
+        f"{service}_link": FilteredRelation("service_links", condition=Q(service_links__name=service))
+        for service in SERVICES
+    }
 
 
 def list_rows(platforms) -> list[dict]:
     """The list page's rows: each platform with its URL and its service links' (name, ready)."""
-    rows = list(platforms)
-    links: dict[int, list[tuple[str, bool]]] = {row["id"]: [] for row in rows}
-    for platform_id, name, ready in ServiceLink.objects.filter(platform_id__in=links).values_list(
-        "platform_id", "name", "ready"
-    ):
-        links[platform_id].append((name, ready))
     # One reverse() for the page, not one a row (it was most of a row's cost): a platform's name is a
     # DNS label, which a path holds as it is.
     detail_prefix = reverse("platform_detail", args=["_"]).removesuffix("_/")
+    rows = list(platforms)
     for row in rows:
         row["url"] = f"{detail_prefix}{row['name']}/"
-        row["links"] = links[row["id"]]
+        row["links"] = [
+            (service, ready) for service in SERVICES if (ready := row[f"{service}_link__ready"]) is not None
+        ]
     return rows
 
 

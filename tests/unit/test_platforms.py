@@ -8,7 +8,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from platforms.models import Cluster, Operation, Platform
+from platforms.models import Cluster, Operation, Platform, ServiceLink
 from platforms.services import charts
 from platforms.services.errors import Unavailable
 from tests.conftest import make_user
@@ -307,6 +307,22 @@ def test_platform_list_counts_platforms_without_the_joins_of_its_rows(admin_clie
         assert admin_client.get(reverse("platform_list")).status_code == 200
     counts = [query["sql"] for query in queries if "COUNT(" in query["sql"]]
     assert len(counts) == 1 and "JOIN" not in counts[0], counts
+
+
+def test_platform_list_shows_each_platforms_own_links_once(admin_client, cluster):
+    alpha, beta, gamma = (
+        Platform.objects.create(name=name, cluster=cluster, app_version="0.1.0") for name in ("alpha", "beta", "gamma")
+    )
+    ServiceLink.objects.create(platform=alpha, name="binderhub", url="https://b.example", ready=True)
+    ServiceLink.objects.create(platform=alpha, name="jupyterhub", url="https://j.example", ready=False)
+    ServiceLink.objects.create(platform=gamma, name="jupyterhub", url="https://j.example", ready=True)
+    body = admin_client.get(reverse("platform_list")).content.decode()
+    rows = {name: row for row in body.split("<tr>")[2:] if (name := row.split("</a>")[0].rsplit(">", 1)[1])}
+    assert sorted(rows) == ["alpha", "beta", "gamma"] and body.count("<tr>") == 4  # the header and one each
+    assert 'href="/platforms/alpha/services/binderhub/" data-testid="service-binderhub">BinderHub</a>' in rows["alpha"]
+    assert 'class="service-link waiting" href="/platforms/alpha/services/jupyterhub/"' in rows["alpha"]
+    assert "service-link" not in rows["beta"] and '<span class="muted">—</span>' in rows["beta"]
+    assert "binderhub" not in rows["gamma"] and "JupyterHub</a>" in rows["gamma"] and "waiting" not in rows["gamma"]
 
 
 def test_platform_list_without_platforms_and_past_its_last_page(admin_client, cluster):
