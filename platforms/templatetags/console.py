@@ -145,9 +145,14 @@ def usage_html(
         return fragment('<span class="muted">unknown: {}</span>', error)
     if read_at is None or active_users is None or servers is None:
         return NO_READING
-    users = f"{active_users} active user{'' if active_users == 1 else 's'}"
-    running = f"{servers} server{'' if servers == 1 else 's'}"
-    return fragment('{}, {} <span class="muted">(read {})</span>', users, running, time_tag(read_at, now, zone))
+    # Two whole numbers and a TIME: nothing to escape.
+    users_plural, servers_plural = "" if active_users == 1 else "s", "" if servers == 1 else "s"
+    return SafeString(
+        USAGE.format(int(active_users), users_plural, int(servers), servers_plural, time_tag(read_at, now, zone))
+    )
+
+
+USAGE = '{} active user{}, {} server{} <span class="muted">(read {})</span>'
 
 
 @register.simple_tag
