@@ -56,7 +56,7 @@ def until(seconds: float) -> str:
 NO_TIME = mark_safe("—")
 # The values of TIME and EXPIRY are made here from datetimes (isoformat, the zone's abbreviation, the
 # words of `ago` and `until`): digits, letters and signs, nothing to escape. So they skip fragment(),
-# whose escaping was a third of their cost, three times in every row of the platform list.
+# whose escaping was much of their cost, three times in every row of the platform list.
 TIME = '<time datetime="{}" title="{}">{}</time>'
 
 
@@ -105,7 +105,7 @@ def platform_rows(rows: list[dict]) -> SafeString:
     lines = []
     for row in rows:
         status = row["status"]
-        # SafeString, not mark_safe: each link is a fragment already, and mark_safe costs five times more.
+        # SafeString, not mark_safe: each link is a fragment already, and mark_safe's checks cost more than that.
         links = SafeString("".join([service_link(row["url"], *link) for link in row["links"]])) or NO_LINKS
         used = usage_html(
             row["usage__active_users"], row["usage__servers"], row["usage__read_at"], row["usage__error"], now, zone
